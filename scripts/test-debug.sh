@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# The debug run, its own command because CI cannot hold it within its time:
+# builds a second kernel (build/kout-debug) with kmemleak, lockdep, KASAN
+# and reference tracking (selftests/debug.config) and runs the project's
+# tests on it with two vCPUs. Any report fails the run.
+#   TESTS=... VNG_CPUS=... work as for scripts/test.sh.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+"$TOP/scripts/deps.sh"
+git -C "$KTREE" rev-parse -q --verify base >/dev/null 2>&1 || "$TOP/scripts/mktree.sh"
+export KOUT=$BUILD/kout-debug
+EXTRA_CONFIG="$TOP/selftests/debug.config" "$TOP/scripts/build.sh"
+export TESTS=${TESTS:-nft_flowtable_hw_offload}
+export VNG_CPUS=${VNG_CPUS:-2} VNG_MEM=${VNG_MEM:-4G}
+exec "$TOP/selftests/run.sh"
