@@ -23,7 +23,15 @@ else
 	"$TOP/scripts/fetch-base.sh"
 	src=$BUILD/base/linux
 fi
-id="$src $(cd "$src" && git rev-parse HEAD 2>/dev/null || sed -n 's/^version=//p' "$TOP/base.lock")"
+# A git tree of its own (not a folder inside another repository)?
+src_is_git() {
+	[ "$(git -C "$src" rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$src" && pwd -P)" ]
+}
+if src_is_git; then
+	id="$src $(git -C "$src" rev-parse HEAD)"
+else
+	id="$src $(sed -n 's/^version=//p' "$TOP/base.lock")"
+fi
 
 git_k() { git -C "$KTREE" -c user.name="nft offload maintainers" \
 	-c user.email=nft-offload@example.invalid "$@"; }
@@ -49,7 +57,7 @@ else
 		info "removing $KTREE (made from another source)"
 		rm -rf "$KTREE"
 	fi
-	if git -C "$src" rev-parse --verify -q HEAD >/dev/null 2>&1; then
+	if src_is_git; then
 		info "cloning $src (HEAD) into $KTREE"
 		git clone -q --shared "$src" "$KTREE"
 		git_k checkout -q -B series
@@ -88,7 +96,7 @@ while read -r p; do
 		echo "$out" >&2
 		echo >&2
 		echo "error: patch $p does not apply to $KTREE." >&2
-		echo "$out" | grep -E '^(error|Patch failed|CONFLICT)' | sed 's/^/  /' >&2
+		echo "$out" | grep -E '^(error: (patch failed|[^ ]+: patch does not apply)|CONFLICT)' | sed 's/^/  /' >&2
 		echo "The tree is left in 'git am' for inspection: fix it and 'git -C $KTREE am --continue', or 'git -C $KTREE am --abort'." >&2
 		exit 1
 	fi
