@@ -47,8 +47,12 @@ if [ "$(cat "$KOUT/.frag-sum" 2>/dev/null)" != "$sum" ] || [ ! -f "$KOUT/.config
 	missing=0
 	for f in "${frags[@]}"; do
 		while IFS= read -r l; do
-			case "$l" in CONFIG_*=*) ;; *) continue ;; esac
-			grep -qx "$l" "$KOUT/.config" || {
+			case "$l" in
+			CONFIG_*=n) grep -qx "${l%=n}=y" "$KOUT/.config" || continue ;;
+			CONFIG_*=*) grep -qx "$l" "$KOUT/.config" && continue ;;
+			*) continue ;;
+			esac
+			{
 				echo "warning: $l from $(basename "$f") not set" >&2
 				missing=1
 			}

@@ -75,12 +75,13 @@ h2=$(create_netdevsim $ID2 "$ns2")
 
 # Join two ports as if by a cable.
 nsim_link() {
-	local nsa=$1 deva=$2 nsb=$3 devb=$4 fda fdb
+	local nsa=$1 deva=$2 nsb=$3 devb=$4 fda fdb ia ib
 
+	ia=$(ip netns exec "$nsa" cat /sys/class/net/"$deva"/ifindex)
+	ib=$(ip netns exec "$nsb" cat /sys/class/net/"$devb"/ifindex)
 	exec {fda}</run/netns/"$nsa"
 	exec {fdb}</run/netns/"$nsb"
-	echo "$fda:$(ip netns exec "$nsa" cat /sys/class/net/"$deva"/ifindex) $fdb:$(ip netns exec "$nsb" cat /sys/class/net/"$devb"/ifindex)" \
-		> /sys/bus/netdevsim/link_device
+	echo "$fda:$ia $fdb:$ib" > /sys/bus/netdevsim/link_device
 	local rc=$?
 	exec {fda}<&- {fdb}<&-
 	return $rc
@@ -144,14 +145,16 @@ say "router ruleset"
 show ip netns exec "$nsr" nft list ruleset
 
 # The rules in the flow engine, one line each (see netdevsim flowtable.c).
+FT_RULES=$DEBUGFS/netdevsim/netdevsim$IDR/flowtable/rules
 ft_rules() {
-	cat $DEBUGFS/netdevsim/netdevsim$IDR/flowtable/rules
+	cat "$FT_RULES"
 }
 
 # Sum of a numeric field ("packets", "bytes") over the rules matching $1.
 ft_rule_field() {
 	ft_rules | grep -F -- "$1" |
-		awk -v f="$2" '{ for (i = 1; i < NF; i++) if ($i == f) s += $(i + 1) } END { print s + 0 }'
+		awk -v f="$2" '{ for (i = 1; i < NF; i++) if ($i == f) s += $(i + 1) }
+			       END { print s + 0 }'
 }
 
 ft_count() {
@@ -195,8 +198,10 @@ test_tcp() {
 	exec {wfd}>"$tmp/fifo"
 	printf x >&$wfd
 
-	slowwait 10 sh -c "ip netns exec $nsr conntrack -L -p tcp --dport $port 2>/dev/null | grep -q HW_OFFLOAD"
-	ct=$(ip netns exec "$nsr" conntrack -L -p tcp --dport $port 2>/dev/null | head -n1)
+	slowwait 10 sh -c "ip netns exec $nsr conntrack -L -p tcp --dport $port \
+			   2>/dev/null | grep -q HW_OFFLOAD"
+	ct=$(ip netns exec "$nsr" conntrack -L -p tcp --dport $port 2>/dev/null |
+	     head -n1)
 	say "$fam: conntrack entry on the router"
 	show echo "$ct"
 	sport=$(echo "$ct" | grep -o 'sport=[0-9]*' | head -n1 | cut -d= -f2)
@@ -210,10 +215,14 @@ test_tcp() {
 
 	say "$fam: rules in the flow engine"
 	show ft_rules
+	# What each direction must match and what it must rewrite to.
 	# shellcheck disable=SC2059
-	rule_o="in $rp0 tcp $(printf "$fmt" "$saddr" "$sport") > $(printf "$fmt" "$daddr" $port) -> out $rp1 $(printf "$fmt" "$snat" "$nport") > $(printf "$fmt" "$daddr" $port) "
-	# shellcheck disable=SC2059
-	rule_r="in $rp1 tcp $(printf "$fmt" "$daddr" $port) > $(printf "$fmt" "$snat" "$nport") -> out $rp0 $(printf "$fmt" "$daddr" $port) > $(printf "$fmt" "$saddr" "$sport") "
+	local cli srv nat
+	cli=$(printf "$fmt" "$saddr" "$sport")
+	srv=$(printf "$fmt" "$daddr" "$port")
+	nat=$(printf "$fmt" "$snat" "$nport")
+	rule_o="in $rp0 tcp $cli > $srv -> out $rp1 $nat > $srv "
+	rule_r="in $rp1 tcp $srv > $nat -> out $rp0 $srv > $cli "
 	if [ -n "$sport" ] && ft_rules | grep -qF -- "$rule_o" &&
 	   ft_rules | grep -qF -- "$rule_r"; then
 		pass "$fam: a rule per direction with the masquerade rewrite"
@@ -235,7 +244,9 @@ test_tcp() {
 	sw1=$(nft_bytes netdev sw seen)
 	fwd1=$(nft_bytes inet filter routed)
 	say "$fam: during the transfer of $size bytes"
-	show echo "flow engine: +$((hw1 - hw0)) bytes; router stack ingress: +$((sw1 - sw0)) bytes; forward chain: +$((fwd1 - fwd0)) bytes"
+	show echo "flow engine: +$((hw1 - hw0)) bytes;" \
+		  "router stack ingress: +$((sw1 - sw0)) bytes;" \
+		  "forward chain: +$((fwd1 - fwd0)) bytes"
 
 	if [ $((hw1 - hw0)) -ge $size ]; then
 		pass "$fam: hardware counters grew by the transferred volume"
@@ -246,7 +257,8 @@ test_tcp() {
 	if [ $((sw1 - sw0)) -lt $((size / 100)) ] && [ $((fwd1 - fwd0)) -lt $((size / 100)) ]; then
 		pass "$fam: offloaded packets bypassed the router's stack"
 	else
-		fail "$fam: router's stack saw $((sw1 - sw0)) bytes (forward chain $((fwd1 - fwd0)))"
+		fail "$fam: router's stack saw $((sw1 - sw0)) bytes" \
+		     "(forward chain $((fwd1 - fwd0)))"
 	fi
 
 	kill $writer 2>/dev/null
@@ -256,11 +268,12 @@ test_tcp() {
 	if cmp -s "$tmp/in" <(tail -c +2 "$tmp/out") && [ "$(head -c1 "$tmp/out")" = x ]; then
 		pass "$fam: data arrived intact"
 	else
-		fail "$fam: data corrupted or lost ($(stat -c %s "$tmp/out" 2>/dev/null) bytes received)"
+		fail "$fam: data corrupted or lost" \
+		     "($(stat -c %s "$tmp/out" 2>/dev/null) bytes received)"
 	fi
 
 	# FIN goes to software, which tears the flow down.
-	if slowwait 15 sh -c "! grep -qF -- '$rule_o' $DEBUGFS/netdevsim/netdevsim$IDR/flowtable/rules"; then
+	if slowwait 15 sh -c "! grep -qF -- '$rule_o' $FT_RULES"; then
 		pass "$fam: rules removed after the connection closed"
 	else
 		fail "$fam: rules still installed after close"
@@ -272,7 +285,7 @@ test_tcp() {
 test_tcp ipv4 10.0.2.99 10.0.2.1 "%s:%s"
 test_tcp ipv6 dead:2::99 dead:2::1 "[%s]:%s"
 
-if slowwait 15 sh -c "[ \$(wc -l < $DEBUGFS/netdevsim/netdevsim$IDR/flowtable/rules) -eq 0 ]"; then
+if slowwait 15 sh -c "[ \$(wc -l < $FT_RULES) -eq 0 ]"; then
 	pass "rule table empty after all connections closed"
 else
 	fail "rule table not empty: $(ft_count) rules"
@@ -283,8 +296,9 @@ port=$((21000 + RANDOM % 1000))
 ip netns exec "$ns2" socat -u TCP4-LISTEN:$port,reuseaddr OPEN:/dev/null &
 wait_listen $port
 { printf x; sleep 5; } | ip netns exec "$ns1" socat -u STDIN TCP4:10.0.2.99:$port &
-if slowwait 5 sh -c "[ \$(wc -l < $DEBUGFS/netdevsim/netdevsim$IDR/flowtable/rules) -eq 2 ]"; then
-	echo 1 | ip netns exec "$nsr" tee /sys/bus/netdevsim/devices/netdevsim$IDR/del_port >/dev/null
+if slowwait 5 sh -c "[ \$(wc -l < $FT_RULES) -eq 2 ]"; then
+	echo 1 | ip netns exec "$nsr" \
+		tee /sys/bus/netdevsim/devices/netdevsim$IDR/del_port >/dev/null
 	if [ "$(ft_count)" -eq 0 ]; then
 		pass "deleting a port with offloaded flows empties the rule table"
 	else
