@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Per-patch checks, in the spirit of netdev's CI: for each patch of the
+# series, in order on top of the base, in build/linux:
+#   build   the test kernel builds incrementally at this patch (bisectable)
+#   W=1     no new compiler warnings with W=1 in the files the patch touches
+#   sparse  no new sparse warnings (C=2) in those files
+#   kdoc    no new kernel-doc warnings in those files
+#   cpatch  scripts/checkpatch.pl --strict --no-signoff is clean (the
+#           "does MAINTAINERS need updating" warning passes when every added
+#           file already has a maintainer)
+#   cocci   coccinelle's report-mode scripts find nothing on the lines the
+#           patch adds
+#   fixes   Fixes: tags are well formed (resolved when KHIST names a tree
+#           with upstream history: there is none in the pinned base)
+# and lists where get_maintainer.pl would send it. Prints a table and fails
+# on any red cell. "New" means not present at the parent commit.
+# clang: the base needs clang >= 17 and bookworm has 16 at most: not run.
+#
+#   scripts/check.sh              every patch of patches/series
+#   scripts/check.sh 3 5-7        only those patches (1-based)
+#   NO_COCCI=1 scripts/check.sh   skip coccinelle (slow)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+need_cmd sparse sparse
+need_cmd git git
+is_ktree "$KTREE" || die "$KTREE is not a kernel tree: run scripts/mktree.sh"
+git -C "$KTREE" rev-parse -q --verify base >/dev/null || die "$KTREE has no base tag"
+[ -z "$(git -C "$KTREE" status --porcelain --untracked-files=no)" ] ||
+	die "$KTREE has uncommitted changes: commit or stash them first"
+[ -f "$KOUT/.config" ] || die "no configured kernel in $KOUT: run scripts/build.sh"
+
+export CCACHE_DIR=${CCACHE_DIR:-$BUILD/ccache} CCACHE_BASEDIR=$BUILD
+head_ref=$(git -C "$KTREE" symbolic-ref -q --short HEAD || git -C "$KTREE" rev-parse HEAD)
+mapfile -t commits < <(git -C "$KTREE" rev-list --reverse base..HEAD)
+mapfile -t names < <(grep -v 'cover-letter' "$TOP/patches/series" 2>/dev/null || true)
+[ ${#commits[@]} -gt 0 ] || { info "no patches on top of base"; exit 0; }
+
+want=()
+if [ $# -eq 0 ]; then
+	want=($(seq 1 ${#commits[@]}))
+else
+	for a in "$@"; do
+		case "$a" in
+		*-*) want+=($(seq "${a%-*}" "${a#*-}")) ;;
+		*) want+=("$a") ;;
+		esac
+	done
+fi
+
+log=$BUILD/check
+rm -rf "$log" && mkdir -p "$log"
+kmake() { make -C "$KTREE" O="$KOUT" ARCH=x86_64 CC="ccache gcc" "$@"; }
+SPARSE="sparse -D__typeof_unqual__=__typeof__"
+
+restore() {
+	git -C "$KTREE" checkout -q "$head_ref" 2>/dev/null || true
+}
+trap restore EXIT
+
+# Warnings of the objects of @files, normalised (no line numbers), sorted.
+# $1: output file; rest: source files.
+warnings_for() {
+	local out=$1; shift
+	local objs=() f
+	for f in "$@"; do
+		[ -f "$KTREE/$f" ] && objs+=("${f%.c}.o")
+	done
+	: > "$out.raw"
+	if [ ${#objs[@]} -gt 0 ]; then
+		kmake -k W=1 C=2 CHECK="$SPARSE" "${objs[@]}" > "$out.raw" 2>&1 || true
+	fi
+	grep -E '(warning|error):' "$out.raw" |
+		sed -E 's#^.*/linux/##; s#:[0-9]+:[0-9]+:#:#; s#:[0-9]+:#:#' | sort -u > "$out"
+}
+
+kdoc_for() {
+	local out=$1; shift
+	local f
+	: > "$out"
+	for f in "$@"; do
+		[ -f "$KTREE/$f" ] || continue
+		(cd "$KTREE" && scripts/kernel-doc -none -Wall "$f" 2>&1) |
+			sed -E 's#:[0-9]+:#:#' >> "$out" || true
+	done
+	sort -u -o "$out" "$out"
+}
+
+# Coccinelle findings on the lines commit $2 adds to its C files. Only
+# added lines count, so the parent need not be scanned (spatch is slow).
+cocci_for() {
+	local out=$1 c=$2; shift 2
+	local f
+	: > "$out"
+	for f in "$@"; do
+		[ -f "$KTREE/$f" ] || continue
+		git -C "$KTREE" diff -U0 "$c~1" "$c" -- "$f" |
+			sed -nE 's/^@@ [^+]*\+([0-9]+)(,([0-9]+))? @@.*/\1 \3/p' > "$out.ranges"
+		(cd "$KTREE" && grep -l 'virtual report' scripts/coccinelle/*/*.cocci) |
+			xargs -P "$(nproc)" -I{} sh -c "cd '$KTREE' && timeout 120 spatch -D report \
+				--very-quiet --no-show-diff --no-includes --include-headers \
+				--cocci-file {} '$f' 2>/dev/null" |
+			awk -v f="$f" 'NR == FNR { lo[NR] = $1; hi[NR] = $1 + ($2 == "" ? 1 : $2) - 1; n = NR; next }
+				index($0, f ":") == 1 { split($0, a, ":"); for (i = 1; i <= n; i++)
+					if (a[2] >= lo[i] && a[2] <= hi[i]) { print; break } }' \
+				"$out.ranges" - >> "$out" || true
+	done
+	sort -u -o "$out" "$out"
+}
+
+new_lines() { comm -13 "$1" "$2"; }
+
+red=0
+printf '%-4s %-56s %-6s %-5s %-6s %-5s %-6s %-5s %-6s %s\n' \
+	"#" patch build W=1 sparse kdoc cpatch cocci fixes "get_maintainer (lists)"
+for i in "${want[@]}"; do
+	c=${commits[$((i - 1))]:-}
+	[ -n "$c" ] || die "there is no patch $i"
+	name=${names[$((i - 1))]:-$(git -C "$KTREE" log -1 --format=%s "$c")}
+	d=$log/$i
+	mkdir -p "$d"
+	mapfile -t files < <(git -C "$KTREE" diff --name-only "$c~1" "$c")
+	csrc=() hdrs=()
+	for f in "${files[@]}"; do
+		case "$f" in
+		tools/*|Documentation/*|scripts/*) ;;
+		*.c) csrc+=("$f") ;;
+		*.h) hdrs+=("$f") ;;
+		esac
+	done
+
+	# The parent first: what was already there is not this patch's.
+	git -C "$KTREE" checkout -q "$c~1"
+	warnings_for "$d/warn.parent" "${csrc[@]}"
+	kdoc_for "$d/kdoc.parent" "${csrc[@]}" "${hdrs[@]}"
+
+	git -C "$KTREE" checkout -q "$c"
+	if kmake -j"$(nproc)" > "$d/build.log" 2>&1; then build=ok; else build=FAIL; fi
+	warnings_for "$d/warn" "${csrc[@]}"
+	new_lines "$d/warn.parent" "$d/warn" > "$d/warn.new"
+	if grep -q '\[-W' "$d/warn.new"; then w1=FAIL; else w1=ok; fi
+	if grep -v '\[-W' "$d/warn.new" | grep -q .; then sp=FAIL; else sp=ok; fi
+	[ ${#csrc[@]} -gt 0 ] || { w1=-; sp=-; }
+
+	kdoc_for "$d/kdoc" "${csrc[@]}" "${hdrs[@]}"
+	new_lines "$d/kdoc.parent" "$d/kdoc" > "$d/kdoc.new"
+	if [ -s "$d/kdoc.new" ]; then kd=FAIL; else kd=ok; fi
+	[ $((${#csrc[@]} + ${#hdrs[@]})) -gt 0 ] || kd=-
+
+	(cd "$KTREE" && scripts/checkpatch.pl --strict --no-signoff --color=never \
+		-q -g "$c") > "$d/checkpatch" 2>&1 || true
+	cp=ok
+	if grep -qE '^(ERROR|WARNING|CHECK):' "$d/checkpatch"; then
+		cp=FAIL
+		if ! grep -E '^(ERROR|WARNING|CHECK):' "$d/checkpatch" |
+		     grep -qv 'does MAINTAINERS need updating'; then
+			cp=ok
+			for f in $(git -C "$KTREE" diff --name-only --diff-filter=A "$c~1" "$c"); do
+				(cd "$KTREE" && scripts/get_maintainer.pl --no-git \
+					--no-git-fallback -f "$f") | grep -q '(maintainer:' || cp=FAIL
+			done
+		fi
+	fi
+
+	if [ ${#csrc[@]} -gt 0 ] && [ -z "${NO_COCCI:-}" ]; then
+		cocci_for "$d/cocci.new" "$c" "${csrc[@]}"
+		if [ -s "$d/cocci.new" ]; then cc=FAIL; else cc=ok; fi
+	else
+		cc=-
+	fi
+
+	fx=-
+	while read -r line; do
+		if [[ "$line" =~ ^Fixes:\ [0-9a-f]{12,40}\ \(\".+\"\)$ ]]; then
+			fx=ok
+			sha=${line#Fixes: }; sha=${sha%% *}
+			if [ -n "${KHIST:-}" ] && ! git -C "$KHIST" cat-file -e "$sha^{commit}" 2>/dev/null; then
+				fx=FAIL; echo "$line: not in $KHIST" >> "$d/fixes"
+			fi
+		else
+			fx=FAIL; echo "malformed: $line" >> "$d/fixes"
+		fi
+	done < <(git -C "$KTREE" log -1 --format=%B "$c" | grep '^Fixes:' || true)
+
+	lists=$(git -C "$KTREE" format-patch -1 --stdout "$c" |
+		(cd "$KTREE" && scripts/get_maintainer.pl --no-git --no-git-fallback \
+			--no-rolestats) 2>/dev/null | tee "$d/get_maintainer" |
+		grep -oE '[^ <]+@vger\.kernel\.org|netfilter-devel@[^ >]+' | sort -u | paste -sd, -)
+
+	printf '%-4s %-56.56s %-6s %-5s %-6s %-5s %-6s %-5s %-6s %s\n' \
+		"$i" "$name" "$build" "$w1" "$sp" "$kd" "$cp" "$cc" "$fx" "${lists:--}"
+	for cell in "$build" "$w1" "$sp" "$kd" "$cp" "$cc" "$fx"; do
+		[ "$cell" = FAIL ] && red=1
+	done
+	if [ "$w1" = FAIL ] || [ "$sp" = FAIL ]; then
+		head -n 20 "$d/warn.new" | sed 's/^/    new warning: /'
+	fi
+	[ "$kd" = FAIL ] && head -n 20 "$d/kdoc.new" | sed 's/^/    kernel-doc: /'
+	[ "$cp" = FAIL ] && grep -E -A3 '^(ERROR|WARNING|CHECK):' "$d/checkpatch" |
+		head -n 30 | sed 's/^/    /'
+	[ "$cc" = FAIL ] && head -n 20 "$d/cocci.new" | sed 's/^/    coccinelle: /'
+	[ "$fx" = FAIL ] && sed 's/^/    fixes: /' "$d/fixes"
+	[ "$build" = FAIL ] && tail -n 20 "$d/build.log" | sed 's/^/    build: /'
+	true
+done
+
+restore
+trap - EXIT
+info "rebuilding $KOUT at $head_ref"
+kmake -j"$(nproc)" > "$log/restore.log" 2>&1 || die "rebuild at $head_ref failed: $log/restore.log"
+info "clang: not run (the base needs clang >= 17; bookworm has 16 at most)"
+info "details in $log/"
+[ $red = 0 ] || { echo "check: red cells above"; exit 1; }
+echo "check: all green"
