@@ -71,7 +71,7 @@ warnings_for() {
 	if [ ${#objs[@]} -gt 0 ]; then
 		kmake -k W=1 C=2 CHECK="$SPARSE" "${objs[@]}" > "$out.raw" 2>&1 || true
 	fi
-	grep -E '(warning|error):' "$out.raw" |
+	{ grep -E '(warning|error):' "$out.raw" || true; } |
 		sed -E 's#^.*/linux/##; s#:[0-9]+:[0-9]+:#:#; s#:[0-9]+:#:#' | sort -u > "$out"
 }
 

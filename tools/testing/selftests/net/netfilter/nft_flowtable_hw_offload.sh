@@ -295,8 +295,8 @@ fi
 port=$((21000 + RANDOM % 1000))
 ip netns exec "$ns2" socat -u TCP4-LISTEN:$port,reuseaddr OPEN:/dev/null &
 wait_listen $port
-{ printf x; sleep 5; } | ip netns exec "$ns1" socat -u STDIN TCP4:10.0.2.99:$port &
-if slowwait 5 sh -c "[ \$(wc -l < $FT_RULES) -eq 2 ]"; then
+{ printf x; sleep 60; } | ip netns exec "$ns1" socat -u STDIN TCP4:10.0.2.99:$port &
+if slowwait 30 sh -c "[ \$(wc -l < $FT_RULES) -eq 2 ]"; then
 	echo 1 | ip netns exec "$nsr" \
 		tee /sys/bus/netdevsim/devices/netdevsim$IDR/del_port >/dev/null
 	if [ "$(ft_count)" -eq 0 ]; then
