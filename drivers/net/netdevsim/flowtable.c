@@ -36,8 +36,9 @@
 #define NSIM_FT_MAX_MANGLES	16
 #define NSIM_FT_MAX_VLANS	2
 
+/* Ports of one device may live in different netns: key on the port. */
 struct nsim_ft_key {
-	int ifindex;
+	const struct netdevsim *port;
 	__be16 vlan_tpid[NSIM_FT_MAX_VLANS];
 	u16 vlan_id[NSIM_FT_MAX_VLANS];
 	__be16 n_proto;
@@ -56,11 +57,7 @@ struct nsim_ft_mangle {
 	u32 val;
 };
 
-struct nsim_ft_rule {
-	struct rhash_head cookie_node;
-	struct rhash_head key_node;
-	struct list_head list;
-	unsigned long cookie;
+struct nsim_ft_desc {
 	struct nsim_ft_key key;
 	struct netdevsim *in_ns;
 	struct netdevsim *out_ns;
@@ -74,6 +71,15 @@ struct nsim_ft_rule {
 		u16 tci;
 	} vlan_push[NSIM_FT_MAX_VLANS];
 	struct nsim_ft_mangle mangles[NSIM_FT_MAX_MANGLES];
+};
+
+struct nsim_ft_rule {
+	struct rhash_head cookie_node;
+	struct rhash_head key_node;
+	struct list_head list;
+	unsigned long cookie;
+	/* What the core asked for, compared when a cookie is re-sent. */
+	struct nsim_ft_desc d;
 	/* Totals, for the dump; the reported_* part was handed to the core. */
 	atomic64_t pkts;
 	atomic64_t bytes;
@@ -108,7 +114,7 @@ static const struct rhashtable_params nsim_ft_cookie_params = {
 
 static const struct rhashtable_params nsim_ft_key_params = {
 	.head_offset = offsetof(struct nsim_ft_rule, key_node),
-	.key_offset = offsetof(struct nsim_ft_rule, key),
+	.key_offset = offsetof(struct nsim_ft_rule, d.key),
 	.key_len = sizeof(struct nsim_ft_key),
 	.automatic_shrinking = true,
 };
@@ -125,7 +131,7 @@ static void nsim_ft_rule_unlink(struct nsim_ft *ft, struct nsim_ft_rule *r)
 	rhashtable_remove_fast(&ft->cookies, &r->cookie_node,
 			       nsim_ft_cookie_params);
 	list_del(&r->list);
-	ft->count--;
+	WRITE_ONCE(ft->count, ft->count - 1);
 	kfree_rcu(r, rcu);
 }
 
@@ -134,7 +140,7 @@ static int nsim_ft_parse_match(struct netdevsim *ns, struct flow_rule *rule,
 			       struct netlink_ext_ack *extack)
 {
 	struct flow_dissector *dissector = rule->match.dissector;
-	struct nsim_ft_key *key = &r->key;
+	struct nsim_ft_key *key = &r->d.key;
 	struct flow_match_control control;
 	struct flow_match_basic basic;
 	struct flow_match_ports ports;
@@ -168,7 +174,7 @@ static int nsim_ft_parse_match(struct netdevsim *ns, struct flow_rule *rule,
 	 */
 	if (meta.key->ingress_ifindex != ns->netdev->ifindex)
 		return -EOPNOTSUPP;
-	key->ifindex = meta.key->ingress_ifindex;
+	key->port = ns;
 
 	if (flow_rule_match_key(rule, FLOW_DISSECTOR_KEY_VLAN)) {
 		struct flow_match_vlan vlan;
@@ -182,13 +188,13 @@ static int nsim_ft_parse_match(struct netdevsim *ns, struct flow_rule *rule,
 		}
 		key->vlan_tpid[0] = vlan.key->vlan_tpid;
 		key->vlan_id[0] = vlan.key->vlan_id;
-		r->n_vlans = 1;
+		r->d.n_vlans = 1;
 	}
 	if (flow_rule_match_key(rule, FLOW_DISSECTOR_KEY_CVLAN)) {
 		struct flow_match_vlan cvlan;
 
 		flow_rule_match_cvlan(rule, &cvlan);
-		if (!r->n_vlans || cvlan.mask->vlan_id != VLAN_VID_MASK ||
+		if (!r->d.n_vlans || cvlan.mask->vlan_id != VLAN_VID_MASK ||
 		    cvlan.mask->vlan_priority || cvlan.mask->vlan_dei ||
 		    cvlan.key->vlan_tpid != htons(ETH_P_8021Q)) {
 			NSIM_EA(extack, "only an exact inner 802.1Q VLAN ID match is supported");
@@ -196,7 +202,7 @@ static int nsim_ft_parse_match(struct netdevsim *ns, struct flow_rule *rule,
 		}
 		key->vlan_tpid[1] = cvlan.key->vlan_tpid;
 		key->vlan_id[1] = cvlan.key->vlan_id;
-		r->n_vlans = 2;
+		r->d.n_vlans = 2;
 	}
 
 	flow_rule_match_basic(rule, &basic);
@@ -297,31 +303,31 @@ static int nsim_ft_check_mangle(const struct nsim_ft_rule *r,
 			goto err_field;
 		return 0;
 	case FLOW_ACT_MANGLE_HDR_TYPE_IP4:
-		if (r->key.n_proto != htons(ETH_P_IP) ||
+		if (r->d.key.n_proto != htons(ETH_P_IP) ||
 		    off < offsetof(struct iphdr, saddr) ||
 		    off + 4 > sizeof(struct iphdr))
 			goto err_field;
 		*csum_needed |= TCA_CSUM_UPDATE_FLAG_IPV4HDR;
 		break;
 	case FLOW_ACT_MANGLE_HDR_TYPE_IP6:
-		if (r->key.n_proto != htons(ETH_P_IPV6) ||
+		if (r->d.key.n_proto != htons(ETH_P_IPV6) ||
 		    off < offsetof(struct ipv6hdr, saddr) ||
 		    off + 4 > sizeof(struct ipv6hdr))
 			goto err_field;
 		break;
 	case FLOW_ACT_MANGLE_HDR_TYPE_TCP:
-		if (r->key.ip_proto != IPPROTO_TCP || off)
+		if (r->d.key.ip_proto != IPPROTO_TCP || off)
 			goto err_field;
 		break;
 	case FLOW_ACT_MANGLE_HDR_TYPE_UDP:
-		if (r->key.ip_proto != IPPROTO_UDP || off)
+		if (r->d.key.ip_proto != IPPROTO_UDP || off)
 			goto err_field;
 		break;
 	default:
 		goto err_field;
 	}
 
-	*csum_needed |= r->key.ip_proto == IPPROTO_TCP ?
+	*csum_needed |= r->d.key.ip_proto == IPPROTO_TCP ?
 			TCA_CSUM_UPDATE_FLAG_TCP : TCA_CSUM_UPDATE_FLAG_UDP;
 	return 0;
 
@@ -341,18 +347,18 @@ static int nsim_ft_parse_actions(struct netdevsim *ns, struct flow_rule *rule,
 	flow_action_for_each(i, act, &rule->action) {
 		switch (act->id) {
 		case FLOW_ACTION_MANGLE:
-			if (r->n_mangles == NSIM_FT_MAX_MANGLES) {
+			if (r->d.n_mangles == NSIM_FT_MAX_MANGLES) {
 				NSIM_EA(extack, "too many header rewrites");
 				return -EOPNOTSUPP;
 			}
 			err = nsim_ft_check_mangle(r, act, &csum_needed, extack);
 			if (err)
 				return err;
-			r->mangles[r->n_mangles].htype = act->mangle.htype;
-			r->mangles[r->n_mangles].offset = act->mangle.offset;
-			r->mangles[r->n_mangles].mask = act->mangle.mask;
-			r->mangles[r->n_mangles].val = act->mangle.val;
-			r->n_mangles++;
+			r->d.mangles[r->d.n_mangles].htype = act->mangle.htype;
+			r->d.mangles[r->d.n_mangles].offset = act->mangle.offset;
+			r->d.mangles[r->d.n_mangles].mask = act->mangle.mask;
+			r->d.mangles[r->d.n_mangles].val = act->mangle.val;
+			r->d.n_mangles++;
 			break;
 		case FLOW_ACTION_CSUM:
 			if (act->csum_flags & ~(TCA_CSUM_UPDATE_FLAG_IPV4HDR |
@@ -361,28 +367,28 @@ static int nsim_ft_parse_actions(struct netdevsim *ns, struct flow_rule *rule,
 				NSIM_EA(extack, "unsupported checksum update");
 				return -EOPNOTSUPP;
 			}
-			r->csum_flags |= act->csum_flags;
+			r->d.csum_flags |= act->csum_flags;
 			break;
 		case FLOW_ACTION_VLAN_POP:
-			if (r->n_vlan_pop == r->n_vlans) {
+			if (r->d.n_vlan_pop == r->d.n_vlans) {
 				NSIM_EA(extack, "VLAN pop without a matching VLAN tag");
 				return -EOPNOTSUPP;
 			}
-			r->n_vlan_pop++;
+			r->d.n_vlan_pop++;
 			break;
 		case FLOW_ACTION_VLAN_PUSH:
-			if (r->n_vlan_push == NSIM_FT_MAX_VLANS ||
+			if (r->d.n_vlan_push == NSIM_FT_MAX_VLANS ||
 			    act->vlan.proto != htons(ETH_P_8021Q)) {
 				NSIM_EA(extack, "only up to two 802.1Q tags can be pushed");
 				return -EOPNOTSUPP;
 			}
-			r->vlan_push[r->n_vlan_push].proto = act->vlan.proto;
-			r->vlan_push[r->n_vlan_push].tci =
+			r->d.vlan_push[r->d.n_vlan_push].proto = act->vlan.proto;
+			r->d.vlan_push[r->d.n_vlan_push].tci =
 				act->vlan.vid | act->vlan.prio << VLAN_PRIO_SHIFT;
-			r->n_vlan_push++;
+			r->d.n_vlan_push++;
 			break;
 		case FLOW_ACTION_REDIRECT:
-			if (r->out_ns) {
+			if (r->d.out_ns) {
 				NSIM_EA(extack, "only one egress port per flow");
 				return -EOPNOTSUPP;
 			}
@@ -392,7 +398,7 @@ static int nsim_ft_parse_actions(struct netdevsim *ns, struct flow_rule *rule,
 				NSIM_EA(extack, "egress device is not a port of this device");
 				return -EOPNOTSUPP;
 			}
-			r->out_ns = netdev_priv(act->dev);
+			r->d.out_ns = netdev_priv(act->dev);
 			break;
 		default:
 			NSIM_EA(extack, "action not supported by the flow engine");
@@ -400,12 +406,12 @@ static int nsim_ft_parse_actions(struct netdevsim *ns, struct flow_rule *rule,
 		}
 	}
 
-	if (!r->out_ns) {
+	if (!r->d.out_ns) {
 		NSIM_EA(extack, "flow has no egress port");
 		return -EOPNOTSUPP;
 	}
 	/* Like real hardware: a rewrite must come with its checksum fix. */
-	if (csum_needed & ~r->csum_flags) {
+	if (csum_needed & ~r->d.csum_flags) {
 		NSIM_EA(extack, "header rewrite without the matching checksum update");
 		return -EOPNOTSUPP;
 	}
@@ -418,14 +424,14 @@ static int nsim_ft_rule_replace(struct netdevsim *ns, struct flow_cls_offload *c
 	struct flow_rule *rule = flow_cls_offload_flow_rule(cls);
 	struct netlink_ext_ack *extack = cls->common.extack;
 	struct nsim_ft *ft = ns->nsim_dev->ft;
-	struct nsim_ft_rule *r;
+	struct nsim_ft_rule *r, *old;
 	int err;
 
 	r = kzalloc_obj(*r);
 	if (!r)
 		return -ENOMEM;
 	r->cookie = cls->cookie;
-	r->in_ns = ns;
+	r->d.in_ns = ns;
 
 	err = nsim_ft_parse_match(ns, rule, r, extack);
 	if (err)
@@ -435,12 +441,18 @@ static int nsim_ft_rule_replace(struct netdevsim *ns, struct flow_cls_offload *c
 		goto err_free;
 
 	mutex_lock(&ft->lock);
-	/* The core re-sends REPLACE while software still sees the flow. */
-	if (rhashtable_lookup_fast(&ft->cookies, &r->cookie,
-				   nsim_ft_cookie_params)) {
+	/* The core re-sends REPLACE while software still sees the flow: keep
+	 * the rule. A cookie is a tuple's address and may come back for
+	 * another flow (after a failed DESTROY, say): replace the rule then.
+	 */
+	old = rhashtable_lookup_fast(&ft->cookies, &r->cookie,
+				     nsim_ft_cookie_params);
+	if (old && !memcmp(&old->d, &r->d, sizeof(r->d))) {
 		err = 0;
 		goto err_unlock;
 	}
+	if (old)
+		nsim_ft_rule_unlink(ft, old);
 	if (ft->fail_add) {
 		NSIM_EA(extack, "injected failure (fail_add)");
 		err = -EIO;
@@ -468,7 +480,7 @@ static int nsim_ft_rule_replace(struct netdevsim *ns, struct flow_cls_offload *c
 	r->created = jiffies;
 	r->lastused = r->created;
 	list_add_tail(&r->list, &ft->rules);
-	ft->count++;
+	WRITE_ONCE(ft->count, ft->count + 1);
 	mutex_unlock(&ft->lock);
 	return 0;
 
@@ -490,7 +502,7 @@ static struct nsim_ft_rule *nsim_ft_lookup(struct nsim_ft *ft,
 
 	lockdep_assert_held(&ft->lock);
 	r = rhashtable_lookup_fast(&ft->cookies, &cookie, nsim_ft_cookie_params);
-	return r && r->in_ns == ns ? r : NULL;
+	return r && r->d.in_ns == ns ? r : NULL;
 }
 
 static int nsim_ft_rule_destroy(struct netdevsim *ns, struct flow_cls_offload *cls)
@@ -565,20 +577,24 @@ static int nsim_ft_block_cb(enum tc_setup_type type, void *type_data,
 /* Remove the rules that use @ns. On unbind, those it installed: the core
  * should have destroyed them first, so they are counted as stale.
  */
-static void nsim_ft_flush_port(struct nsim_ft *ft, struct netdevsim *ns,
-			       bool unbind)
+static unsigned int nsim_ft_flush_port(struct nsim_ft *ft,
+				       struct netdevsim *ns, bool unbind)
 {
 	struct nsim_ft_rule *r, *tmp;
+	unsigned int n = 0;
 
 	mutex_lock(&ft->lock);
 	list_for_each_entry_safe(r, tmp, &ft->rules, list) {
-		if (r->in_ns != ns && (unbind || r->out_ns != ns))
+		if (r->d.in_ns != ns && (unbind || r->d.out_ns != ns))
 			continue;
 		nsim_ft_rule_unlink(ft, r);
 		if (unbind)
 			ft->stale_on_unbind++;
+		n++;
 	}
 	mutex_unlock(&ft->lock);
+
+	return n;
 }
 
 int nsim_ft_setup(struct netdevsim *ns, struct flow_block_offload *f)
@@ -600,8 +616,11 @@ void nsim_ft_port_del(struct netdevsim *ns)
 {
 	struct nsim_ft *ft = ns->nsim_dev->ft;
 
-	if (ft)
-		nsim_ft_flush_port(ft, ns, false);
+	/* The datapath of other ports may still hold a rule that sends to
+	 * @ns: wait for it before the port goes away.
+	 */
+	if (ft && nsim_ft_flush_port(ft, ns, false))
+		synchronize_net();
 }
 
 /* Apply one 32-bit rewrite to @hdr and return the old word. */
@@ -615,15 +634,16 @@ static u32 nsim_ft_mangle_word(void *hdr, const struct nsim_ft_mangle *m)
 	return old;
 }
 
-static __sum16 *nsim_ft_l4_check(struct sk_buff *skb, void *l4, u8 ip_proto)
+static __sum16 *nsim_ft_l4_check(struct sk_buff *skb, void *l4,
+				 const struct nsim_ft_key *key)
 {
 	struct udphdr *uh = l4;
 
-	if (ip_proto == IPPROTO_TCP)
+	if (key->ip_proto == IPPROTO_TCP)
 		return &((struct tcphdr *)l4)->check;
 	/* UDP over IPv4 may carry no checksum: keep it that way. */
 	if (!uh->check && skb->ip_summed != CHECKSUM_PARTIAL &&
-	    skb->protocol == htons(ETH_P_IP))
+	    key->n_proto == htons(ETH_P_IP))
 		return NULL;
 	return &uh->check;
 }
@@ -632,13 +652,13 @@ static void nsim_ft_apply_mangles(struct sk_buff *skb,
 				  const struct nsim_ft_rule *r, void *l2,
 				  void *l3, void *l4)
 {
-	__sum16 *l4check = nsim_ft_l4_check(skb, l4, r->key.ip_proto);
-	bool l4csum = r->csum_flags & (TCA_CSUM_UPDATE_FLAG_TCP |
+	__sum16 *l4check = nsim_ft_l4_check(skb, l4, &r->d.key);
+	bool l4csum = r->d.csum_flags & (TCA_CSUM_UPDATE_FLAG_TCP |
 				       TCA_CSUM_UPDATE_FLAG_UDP);
 	int i;
 
-	for (i = 0; i < r->n_mangles; i++) {
-		const struct nsim_ft_mangle *m = &r->mangles[i];
+	for (i = 0; i < r->d.n_mangles; i++) {
+		const struct nsim_ft_mangle *m = &r->d.mangles[i];
 		void *hdr;
 		u32 old, new;
 		bool pseudo;
@@ -660,14 +680,14 @@ static void nsim_ft_apply_mangles(struct sk_buff *skb,
 		old = nsim_ft_mangle_word(hdr, m);
 		memcpy(&new, hdr + m->offset, sizeof(new));
 		if (m->htype == FLOW_ACT_MANGLE_HDR_TYPE_IP4 &&
-		    r->csum_flags & TCA_CSUM_UPDATE_FLAG_IPV4HDR)
+		    r->d.csum_flags & TCA_CSUM_UPDATE_FLAG_IPV4HDR)
 			csum_replace4(&((struct iphdr *)l3)->check,
 				      (__force __be32)old, (__force __be32)new);
 		if (l4csum && l4check) {
 			inet_proto_csum_replace4(l4check, skb,
 						 (__force __be32)old,
 						 (__force __be32)new, pseudo);
-			if (r->key.ip_proto == IPPROTO_UDP && !*l4check)
+			if (r->d.key.ip_proto == IPPROTO_UDP && !*l4check)
 				*l4check = CSUM_MANGLED_0;
 		}
 	}
@@ -791,11 +811,11 @@ bool nsim_ft_rx(struct netdevsim *ns, struct sk_buff *skb)
 	l4off = nsim_ft_parse_skb(skb, &key, &l3off);
 	if (l4off < 0)
 		return false;
-	key.ifindex = ns->netdev->ifindex;
+	key.port = ns;
 
 	rcu_read_lock();
 	r = rhashtable_lookup(&ft->keys, &key, nsim_ft_key_params);
-	if (!r || !rcu_access_pointer(r->out_ns->peer))
+	if (!r || !rcu_access_pointer(r->d.out_ns->peer))
 		goto miss;
 
 	/* From here on, offsets count from the Ethernet header. */
@@ -818,12 +838,12 @@ bool nsim_ft_rx(struct netdevsim *ns, struct sk_buff *skb)
 	else
 		((struct ipv6hdr *)l3)->hop_limit--;
 
-	for (i = 0; i < r->n_vlan_pop; i++)
+	for (i = 0; i < r->d.n_vlan_pop; i++)
 		if (skb_vlan_pop(skb))
 			goto drop;
-	for (i = 0; i < r->n_vlan_push; i++)
-		if (skb_vlan_push(skb, r->vlan_push[i].proto,
-				  r->vlan_push[i].tci))
+	for (i = 0; i < r->d.n_vlan_push; i++)
+		if (skb_vlan_push(skb, r->d.vlan_push[i].proto,
+				  r->d.vlan_push[i].tci))
 			goto drop;
 
 	atomic64_add(skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1,
@@ -831,7 +851,7 @@ bool nsim_ft_rx(struct netdevsim *ns, struct sk_buff *skb)
 	atomic64_add(len, &r->bytes);
 	WRITE_ONCE(r->lastused, jiffies);
 
-	nsim_hw_xmit(r->out_ns, skb);
+	nsim_hw_xmit(r->d.out_ns, skb);
 	rcu_read_unlock();
 	return true;
 
@@ -860,7 +880,7 @@ static int nsim_ft_rules_show(struct seq_file *s, void *unused)
 
 	mutex_lock(&ft->lock);
 	list_for_each_entry(r, &ft->rules, list) {
-		const struct nsim_ft_key *k = &r->key;
+		const struct nsim_ft_key *k = &r->d.key;
 		struct {
 			struct ethhdr eth;
 			u8 l3[sizeof(struct ipv6hdr)];
@@ -879,8 +899,8 @@ static int nsim_ft_rules_show(struct seq_file *s, void *unused)
 		}
 		h.ports[0] = k->sport;
 		h.ports[1] = k->dport;
-		for (i = 0; i < r->n_mangles; i++) {
-			const struct nsim_ft_mangle *m = &r->mangles[i];
+		for (i = 0; i < r->d.n_mangles; i++) {
+			const struct nsim_ft_mangle *m = &r->d.mangles[i];
 
 			switch (m->htype) {
 			case FLOW_ACT_MANGLE_HDR_TYPE_ETH:
@@ -896,19 +916,19 @@ static int nsim_ft_rules_show(struct seq_file *s, void *unused)
 			}
 		}
 
-		seq_printf(s, "in %s %s ", r->in_ns->netdev->name,
+		seq_printf(s, "in %s %s ", r->d.in_ns->netdev->name,
 			   k->ip_proto == IPPROTO_TCP ? "tcp" : "udp");
-		for (i = 0; i < r->n_vlans; i++)
+		for (i = 0; i < r->d.n_vlans; i++)
 			seq_printf(s, "vlan %u ", k->vlan_id[i]);
 		nsim_ft_print_addr(s, k, k->src, k->sport);
 		seq_puts(s, " > ");
 		nsim_ft_print_addr(s, k, k->dst, k->dport);
-		seq_printf(s, " -> out %s ", r->out_ns->netdev->name);
-		for (i = 0; i < r->n_vlan_pop; i++)
+		seq_printf(s, " -> out %s ", r->d.out_ns->netdev->name);
+		for (i = 0; i < r->d.n_vlan_pop; i++)
 			seq_puts(s, "pop-vlan ");
-		for (i = 0; i < r->n_vlan_push; i++)
+		for (i = 0; i < r->d.n_vlan_push; i++)
 			seq_printf(s, "push-vlan %u ",
-				   r->vlan_push[i].tci & VLAN_VID_MASK);
+				   r->d.vlan_push[i].tci & VLAN_VID_MASK);
 		nsim_ft_print_addr(s, k, h.l3 + (v4 ? offsetof(struct iphdr, saddr) :
 						  offsetof(struct ipv6hdr, saddr)),
 				   h.ports[0]);
@@ -986,7 +1006,14 @@ void nsim_ft_destroy(struct nsim_dev *nsim_dev)
 	debugfs_remove_recursive(ft->ddir);
 	nsim_dev->ft = NULL;
 	/* Every port is gone, and with it every rule. */
-	WARN_ON(!list_empty(&ft->rules));
+	if (WARN_ON(!list_empty(&ft->rules))) {
+		struct nsim_ft_rule *r, *tmp;
+
+		mutex_lock(&ft->lock);
+		list_for_each_entry_safe(r, tmp, &ft->rules, list)
+			nsim_ft_rule_unlink(ft, r);
+		mutex_unlock(&ft->lock);
+	}
 	rhashtable_destroy(&ft->keys);
 	rhashtable_destroy(&ft->cookies);
 	mutex_destroy(&ft->lock);

@@ -223,9 +223,11 @@ test_tcp() {
 	nat=$(printf "$fmt" "$snat" "$nport")
 	rule_o="in $rp0 tcp $cli > $srv -> out $rp1 $nat > $srv "
 	rule_r="in $rp1 tcp $srv > $nat -> out $rp0 $srv > $cli "
+	local installed=0
 	if [ -n "$sport" ] && ft_rules | grep -qF -- "$rule_o" &&
 	   ft_rules | grep -qF -- "$rule_r"; then
 		pass "$fam: a rule per direction with the masquerade rewrite"
+		installed=1
 	else
 		fail "$fam: expected rules not in the flow engine:"
 		echo "  want: $rule_o"
@@ -273,7 +275,9 @@ test_tcp() {
 	fi
 
 	# FIN goes to software, which tears the flow down.
-	if slowwait 15 sh -c "! grep -qF -- '$rule_o' $FT_RULES"; then
+	if [ $installed = 0 ]; then
+		fail "$fam: no rules were installed, so none could be removed"
+	elif slowwait 15 sh -c "! grep -qF -- '$rule_o' $FT_RULES"; then
 		pass "$fam: rules removed after the connection closed"
 	else
 		fail "$fam: rules still installed after close"
@@ -295,7 +299,9 @@ fi
 port=$((21000 + RANDOM % 1000))
 ip netns exec "$ns2" socat -u TCP4-LISTEN:$port,reuseaddr OPEN:/dev/null &
 wait_listen $port
-{ printf x; sleep 60; } | ip netns exec "$ns1" socat -u STDIN TCP4:10.0.2.99:$port &
+# All of the client in ns1, so that cleanup ends it.
+ip netns exec "$ns1" sh -c "{ printf x; sleep 60; } |
+			   socat -u STDIN TCP4:10.0.2.99:$port" &
 if slowwait 30 sh -c "[ \$(wc -l < $FT_RULES) -eq 2 ]"; then
 	echo 1 | ip netns exec "$nsr" \
 		tee /sys/bus/netdevsim/devices/netdevsim$IDR/del_port >/dev/null
