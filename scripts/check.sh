@@ -24,6 +24,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_cmd sparse sparse
+# Without spatch the cocci column would pass on nothing.
+[ -n "${NO_COCCI:-}" ] || need_cmd spatch coccinelle
 need_cmd git git
 is_ktree "$KTREE" || die "$KTREE is not a kernel tree: run scripts/mktree.sh"
 git -C "$KTREE" rev-parse -q --verify base >/dev/null || die "$KTREE has no base tag"
