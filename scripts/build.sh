@@ -35,16 +35,9 @@ for f in ${EXTRA_CONFIG:-}; do frags+=("$f"); done
 
 kmake() { make -C "$KTREE" O="$KOUT" ARCH=x86_64 CC="ccache gcc" "$@"; }
 
-# Regenerate .config only when an input changed: a new autoconf.h
-# invalidates every ccache entry.
-sum=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$KOUT/.frag-sum" 2>/dev/null)" != "$sum" ] || [ ! -f "$KOUT/.config" ]; then
-	info "configuring $KOUT"
-	kmake -s tinyconfig >/dev/null
-	(cd "$KTREE" && scripts/kconfig/merge_config.sh -m -O "$KOUT" \
-		"$KOUT/.config" "${frags[@]}" >/dev/null)
-	kmake -s olddefconfig >/dev/null
-	missing=0
+# Fragment lines not in .config ("=n" lines: not set to y).
+unmet() {
+	local f l
 	for f in "${frags[@]}"; do
 		while IFS= read -r l; do
 			case "$l" in
@@ -52,15 +45,33 @@ if [ "$(cat "$KOUT/.frag-sum" 2>/dev/null)" != "$sum" ] || [ ! -f "$KOUT/.config
 			CONFIG_*=*) grep -qx "$l" "$KOUT/.config" && continue ;;
 			*) continue ;;
 			esac
-			{
-				echo "warning: $l from $(basename "$f") not set" >&2
-				missing=1
-			}
+			echo "$l from $(basename "$f")"
 		done < "$f"
 	done
-	[ "$missing" = 0 ] || info "(symbols above were not satisfiable in this tree)"
+}
+
+merge() {
+	(cd "$KTREE" && scripts/kconfig/merge_config.sh -m -O "$KOUT" \
+		"$KOUT/.config" "${frags[@]}" >/dev/null)
+	kmake -s olddefconfig >/dev/null
+}
+
+# Start from tinyconfig only when an input changed: a new autoconf.h
+# invalidates every ccache entry. Otherwise merge again when the tree's
+# Kconfig dropped a symbol the fragments ask for (building an older
+# commit, as scripts/check.sh does, removes it from .config); kbuild then
+# rebuilds only what depends on it.
+sum=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$KOUT/.frag-sum" 2>/dev/null)" != "$sum" ] || [ ! -f "$KOUT/.config" ]; then
+	info "configuring $KOUT"
+	kmake -s tinyconfig >/dev/null
+	merge
 	echo "$sum" > "$KOUT/.frag-sum"
+elif [ -n "$(unmet)" ]; then
+	merge
 fi
+unmet | sed 's/^/warning: not set: /' >&2
+[ -z "$(unmet)" ] || info "(symbols above were not satisfiable in this tree)"
 
 start=$(date +%s)
 info "building in $KOUT (-j${JOBS:-$(nproc)})"

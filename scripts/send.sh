@@ -69,6 +69,7 @@ while read -r name tree range cover after; do
 	if [ ${#names[@]} -gt 0 ] && [[ " ${names[*]} " != *" $name "* ]]; then
 		continue
 	fi
+	[ "$after" != - ] || after=
 	mapfile -t files < <(range_files "$range")
 	# What the posting is applied on: the base plus the postings it needs.
 	deps=()

@@ -3,10 +3,13 @@
 # Runs inside the test VM (virtme-ng). Arguments: the results folder (shared
 # read-write with the host), the kernel tree, the list of tests. Writes one
 # line per test to results.txt: "<rc> <seconds> <dir>/<test>"; each test's
-# output to logs/; the kernel log to dmesg.txt.
+# output to logs/; the kernel log to dmesg-boot.txt (before the tests)
+# and dmesg.txt (after).
 set -u
 rw=$1 ktree=$2 list=$3
 echo "$(uname -r)" > "$rw/booted"
+# Now, before the tests fill the ring buffer: KUnit's KTAP from the boot.
+dmesg > "$rw/dmesg-boot.txt"
 mkdir -p "$rw/logs"
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug

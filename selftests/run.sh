@@ -94,9 +94,9 @@ if [ ! -f "$rw/finished" ]; then
 	echo "not ok $n guest-finished # the guest did not finish (console: $rw/console.log)"
 	tail -n 40 "$rw/console.log" | sed 's/^/# /'
 	fail=$((fail + 1))
-elif grep -qE '^\[ *[0-9.]+\] +1\.\.[1-9]' "$rw/dmesg.txt"; then
+elif grep -qE '^\[ *[0-9.]+\] +1\.\.[1-9]' "$rw/dmesg-boot.txt"; then
 	kp=$(python3 "$KTREE/tools/testing/kunit/kunit.py" parse \
-		< "$rw/dmesg.txt" 2>&1)
+		< "$rw/dmesg-boot.txt" 2>&1)
 	krc=$?
 	echo "$kp" | grep -E '\[(PASSED|FAILED|SKIPPED|CRASHED)\]|Testing complete|ERROR' |
 		sed 's/^/# kunit: /'
@@ -111,6 +111,9 @@ elif grep -qE '^\[ *[0-9.]+\] +1\.\.[1-9]' "$rw/dmesg.txt"; then
 		echo "ok $n kunit # $summary"
 		pass=$((pass + ${kpass:-0})); skip=$((skip + ${kskip:-0}))
 	fi
+elif grep -qE '^CONFIG_[A-Z0-9_]*KUNIT_TEST=y' "$KOUT/.config"; then
+	echo "not ok $n kunit # KUnit suites are built in, but the boot log has no KTAP ($rw/dmesg-boot.txt)"
+	fail=$((fail + 1))
 else
 	echo "ok $n kunit # SKIP no KUnit suite is built into this kernel"
 	skip=$((skip + 1))

@@ -111,7 +111,11 @@ ip -net "$nsr" addr add dead:2::1/64 dev "$rp1" nodad
 ip netns exec "$nsr" sysctl -qw net.ipv4.ip_forward=1
 ip netns exec "$nsr" sysctl -qw net.ipv6.conf.all.forwarding=1
 
-ip netns exec "$nsr" nft -f - <<EOF || { echo "FAIL: nft cannot load the ruleset"; exit 1; }
+# The flush is a transaction of its own: in one with the new flowtable,
+# the old one would still hold the devices.
+load_ruleset() {
+	ip netns exec "$nsr" nft flush ruleset &&
+	ip netns exec "$nsr" nft -f - <<EOF
 table inet filter {
 	counter routed { }
 	flowtable f {
@@ -141,6 +145,8 @@ table netdev sw {
 	}
 }
 EOF
+}
+load_ruleset || { echo "FAIL: nft cannot load the ruleset"; exit 1; }
 say "router ruleset"
 show ip netns exec "$nsr" nft list ruleset
 
@@ -295,23 +301,73 @@ else
 	fail "rule table not empty: $(ft_count) rules"
 fi
 
-# Delete a router port while a flow is offloaded: nothing may be left.
-port=$((21000 + RANDOM % 1000))
-ip netns exec "$ns2" socat -u TCP4-LISTEN:$port,reuseaddr OPEN:/dev/null &
-wait_listen $port
-# All of the client in ns1, so that cleanup ends it.
-ip netns exec "$ns1" sh -c "{ printf x; sleep 60; } |
-			   socat -u STDIN TCP4:10.0.2.99:$port" &
-if slowwait 30 sh -c "[ \$(wc -l < $FT_RULES) -eq 2 ]"; then
+# An idle TCP connection from ns1 to ns2 that is offloaded (2 rules).
+offload_idle_flow() {
+	local port=$((21000 + RANDOM % 1000))
+
+	ip netns exec "$ns2" socat -u TCP4-LISTEN:$port,reuseaddr OPEN:/dev/null &
+	wait_listen $port
+	# All of the client in ns1, so that kill_flows ends it.
+	ip netns exec "$ns1" sh -c "{ printf x; sleep 60; } |
+				   socat -u STDIN TCP4:10.0.2.99:$port" &
+	slowwait 30 sh -c "[ \$(wc -l < $FT_RULES) -eq 2 ]"
+}
+
+kill_flows() {
+	for ns in "$ns1" "$ns2"; do
+		ip netns pids "$ns" | xargs -r kill 2>/dev/null
+	done
+	ip netns exec "$nsr" conntrack -F 2>/dev/null
+	slowwait 15 sh -c "[ \$(wc -l < $FT_RULES) -eq 0 ]"
+}
+
+# Rules a port still held when its callback was unbound: the core must
+# have destroyed them first, or real hardware would keep forwarding them.
+FT_STALE=$DEBUGFS/netdevsim/netdevsim$IDR/flowtable/stale_on_unbind
+
+# $1: what is done, $2...: the command that unbinds a port's callback.
+test_unbind() {
+	local what=$1 stale0
+	shift
+
+	kill_flows
+	load_ruleset || { fail "$what: cannot load the ruleset"; return; }
+	if ! offload_idle_flow; then
+		fail "$what: flow was not offloaded"
+		return
+	fi
+	stale0=$(cat "$FT_STALE")
+	if ! "$@"; then
+		fail "$what: command failed: $*"
+		return
+	fi
+	if [ "$(cat "$FT_STALE")" -eq "$stale0" ]; then
+		pass "$what: flows destroyed before the unbind"
+	else
+		fail "$what: $(($(cat "$FT_STALE") - stale0)) rules still installed at unbind"
+	fi
+	if slowwait 15 sh -c "[ \$(wc -l < $FT_RULES) -eq 0 ]"; then
+		pass "$what: rule table empty"
+	else
+		fail "$what: $(ft_count) rules left"
+	fi
+}
+
+nft_router() {
+	ip netns exec "$nsr" nft "$@"
+}
+
+del_port() {
 	echo 1 | ip netns exec "$nsr" \
 		tee /sys/bus/netdevsim/devices/netdevsim$IDR/del_port >/dev/null
-	if [ "$(ft_count)" -eq 0 ]; then
-		pass "deleting a port with offloaded flows empties the rule table"
-	else
-		fail "$(ft_count) rules left after the port was deleted"
-	fi
-else
-	fail "flow for the port deletion test was not offloaded"
-fi
+}
+
+test_unbind "device removed from the flowtable" \
+	nft_router delete flowtable inet filter f "{ devices = { $rp1 } ; }"
+test_unbind "flowtable deleted" \
+	nft_router "flush chain inet filter forward; delete flowtable inet filter f"
+test_unbind "ruleset flushed" nft_router flush ruleset
+# Last: the port is gone for good.
+test_unbind "router port deleted" del_port
 
 exit $ret
