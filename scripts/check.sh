@@ -32,6 +32,8 @@
 #   scripts/check.sh              every patch of patches/series
 #   scripts/check.sh 3 5-7        only those patches (1-based)
 #   NO_COCCI=1 scripts/check.sh   skip coccinelle (slow)
+#   BASE_REF=<rev> KTREE=... KOUT=...  the commits after <rev> of another
+#                                 tree (scripts/send.sh --check: one posting)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -45,16 +47,19 @@ need_cmd git git
 /usr/bin/python3 -c 'import docutils' 2>/dev/null ||
 	die "docutils missing: install the Debian package 'python3-docutils'"
 is_ktree "$KTREE" || die "$KTREE is not a kernel tree: run scripts/mktree.sh"
-git -C "$KTREE" rev-parse -q --verify base >/dev/null || die "$KTREE has no base tag"
+BASE_REF=${BASE_REF:-base}
+git -C "$KTREE" rev-parse -q --verify "$BASE_REF" >/dev/null || die "$KTREE has no $BASE_REF"
 [ -z "$(git -C "$KTREE" status --porcelain --untracked-files=no)" ] ||
 	die "$KTREE has uncommitted changes: commit or stash them first"
 [ -f "$KOUT/.config" ] || die "no configured kernel in $KOUT: run scripts/build.sh"
 
 export CCACHE_DIR=${CCACHE_DIR:-$BUILD/ccache} CCACHE_BASEDIR=$BUILD
 head_ref=$(git -C "$KTREE" symbolic-ref -q --short HEAD || git -C "$KTREE" rev-parse HEAD)
-mapfile -t commits < <(git -C "$KTREE" rev-list --reverse base..HEAD)
-mapfile -t names < <(grep -v 'cover-letter' "$TOP/patches/series" 2>/dev/null || true)
-[ ${#commits[@]} -gt 0 ] || { info "no patches on top of base"; exit 0; }
+mapfile -t commits < <(git -C "$KTREE" rev-list --reverse "$BASE_REF"..HEAD)
+names=()
+[ "$BASE_REF" != base ] ||
+	mapfile -t names < <(grep -v 'cover-letter' "$TOP/patches/series" 2>/dev/null || true)
+[ ${#commits[@]} -gt 0 ] || { info "no patches on top of $BASE_REF"; exit 0; }
 
 want=()
 if [ $# -eq 0 ]; then

@@ -3,7 +3,12 @@
 # Cut patches/series into the postings of postings/plan and send them with
 # git send-email. Dry run unless --send.
 #
-#   scripts/send.sh [--send] [-v N] [NAME ...]    default: every posting
+#   scripts/send.sh [--send] [--check] [-v N] [NAME ...]   default: every posting
+#
+# --check runs scripts/check.sh on each posting's patches as they apply on
+# their own base (the base plus the postings they need), in
+# build/send/linux with build/send/kout: the same relative paths as
+# build/linux and build/kout, so ccache serves the builds.
 #
 # Each posting's patches are applied on the base in build/send/NAME,
 # re-authored to the sender (git config user.name/user.email, or
@@ -16,12 +21,13 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 PLACEHOLDER="nft-offload@example.invalid"
-send=0 ver=1 names=()
+send=0 check=0 ver=1 names=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--send) send=1 ;;
+	--check) check=1 ;;
 	-v) ver=$2; shift ;;
-	-*) die "usage: scripts/send.sh [--send] [-v N] [NAME ...]" ;;
+	-*) die "usage: scripts/send.sh [--send] [--check] [-v N] [NAME ...]" ;;
 	*) names+=("$1") ;;
 	esac
 	shift
@@ -57,7 +63,7 @@ range_files() {
 }
 
 # One work tree for all postings: switching between them is incremental.
-w=$BUILD/send/tree
+w=$BUILD/send/linux
 if ! git -C "$w" rev-parse -q --verify HEAD >/dev/null 2>&1; then
 	git -C "$KTREE" worktree prune
 	rm -rf "$w" && mkdir -p "$(dirname "$w")"
@@ -95,6 +101,15 @@ while read -r name tree range cover after; do
 			git -C "$w" -c user.name="$sname" -c user.email="$semail" am -q -s ||
 			die "$name: $(basename "$f") does not apply on its base"
 	done
+
+	if [ $check = 1 ]; then
+		info "$name: per-patch checks on its own base"
+		KTREE=$w KOUT=$BUILD/send/kout "$TOP/scripts/build.sh" >&2 ||
+			die "$name does not build on its own base"
+		BASE_REF=$start KTREE=$w KOUT=$BUILD/send/kout \
+			KOUT_VENDOR=$BUILD/send/kout-vendor "$TOP/scripts/check.sh" ||
+			die "$name: red cells on its own base"
+	fi
 
 	fp=(-q -o "$out" --subject-prefix="PATCH $tree" --zero-commit "$start"..HEAD)
 	[ "$ver" = 1 ] || fp+=(-v "$ver")

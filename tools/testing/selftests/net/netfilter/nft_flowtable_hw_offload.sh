@@ -325,10 +325,12 @@ kill_flows() {
 # have destroyed them first, or real hardware would keep forwarding them.
 FT_STALE=$DEBUGFS/netdevsim/netdevsim$IDR/flowtable/stale_on_unbind
 
-# $1: what is done, $2...: the command that unbinds a port's callback.
+# $1: what is done; $2: "left" if a rule may outlive the event on a port
+# still bound (the model flushes an unbound port's rules itself, so that
+# only counts when a port stays); rest: the command that unbinds a port.
 test_unbind() {
-	local what=$1 stale0
-	shift
+	local what=$1 left=$2 stale0 err
+	shift 2
 
 	kill_flows
 	load_ruleset || { fail "$what: cannot load the ruleset"; return; }
@@ -337,8 +339,12 @@ test_unbind() {
 		return
 	fi
 	stale0=$(cat "$FT_STALE")
-	if ! "$@"; then
-		fail "$what: command failed: $*"
+	if ! err=$("$@" 2>&1); then
+		if echo "$err" | grep -q 'syntax error'; then
+			echo "SKIP: $what: this nft cannot do it: $*"
+		else
+			fail "$what: command failed: $*: $err"
+		fi
 		return
 	fi
 	if [ "$(cat "$FT_STALE")" -eq "$stale0" ]; then
@@ -346,8 +352,9 @@ test_unbind() {
 	else
 		fail "$what: $(($(cat "$FT_STALE") - stale0)) rules still installed at unbind"
 	fi
+	[ "$left" = left ] || return
 	if slowwait 15 sh -c "[ \$(wc -l < $FT_RULES) -eq 0 ]"; then
-		pass "$what: rule table empty"
+		pass "$what: no rule left on the port still bound"
 	else
 		fail "$what: $(ft_count) rules left"
 	fi
@@ -362,12 +369,12 @@ del_port() {
 		tee /sys/bus/netdevsim/devices/netdevsim$IDR/del_port >/dev/null
 }
 
-test_unbind "device removed from the flowtable" \
+test_unbind "device removed from the flowtable" left \
 	nft_router delete flowtable inet filter f "{ devices = { $rp1 } ; }"
-test_unbind "flowtable deleted" \
+test_unbind "flowtable deleted" - \
 	nft_router "flush chain inet filter forward; delete flowtable inet filter f"
-test_unbind "ruleset flushed" nft_router flush ruleset
+test_unbind "ruleset flushed" - nft_router flush ruleset
 # Last: the port is gone for good.
-test_unbind "router port deleted" del_port
+test_unbind "router port deleted" left del_port
 
 exit $ret

@@ -25,57 +25,72 @@ static struct nfp_fl_payload *nfp_fl_test_payload(struct kunit *test)
 	return flow;
 }
 
+struct nfp_fl_test_meta {
+	struct nfp_app app;
+	struct nfp_flower_priv priv;
+	/* Only compared as the flows' ingress device, never used. */
+	struct net_device *netdev;
+	struct nfp_fl_payload installed;
+};
+
+static void nfp_fl_test_meta_exit(void *data)
+{
+	struct nfp_fl_test_meta *m = data;
+
+	rhashtable_remove_fast(&m->priv.flow_table, &m->installed.fl_node,
+			       nfp_flower_table_params);
+	nfp_flower_metadata_cleanup(&m->app);
+}
+
 /* The duplicate check and the firmware's host_cookie use the whole
- * cookie: tc and flowtable cookies are kernel pointers.
+ * cookie: tc's cookies are kernel addresses.
  */
 static void nfp_fl_test_metadata_cookie(struct kunit *test)
 {
 	const unsigned long cookie = (unsigned long)test;
-	struct nfp_fl_payload *installed, *dup, *other;
-	struct nfp_flower_priv *priv;
-	struct net_device *netdev;
-	struct nfp_app *app;
+	struct nfp_fl_payload *dup, *other;
+	struct nfp_fl_test_meta *m;
 	int err;
 
 	if (BITS_PER_LONG < 64)
 		kunit_skip(test, "cookies are 32 bits wide here");
 
-	app = kunit_kzalloc(test, sizeof(*app), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, app);
-	priv = kunit_kzalloc(test, sizeof(*priv), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, priv);
-	/* Only compared as the flow's ingress device, never used. */
-	netdev = kunit_kzalloc(test, sizeof(*netdev), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, netdev);
-	app->priv = priv;
-	priv->stats_ring_size = 4;
-	KUNIT_ASSERT_EQ(test, nfp_flower_metadata_init(app, 4, 1), 0);
+	m = kunit_kzalloc(test, sizeof(*m), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, m);
+	m->netdev = kunit_kzalloc(test, sizeof(*m->netdev), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, m->netdev);
+	m->app.priv = &m->priv;
+	/* A context table of 4 entries in one memory unit, as
+	 * nfp_flower_init() sets it up from the firmware's values.
+	 */
+	m->priv.stats_ring_size = 4;
+	m->priv.total_mem_units = 1;
+	KUNIT_ASSERT_EQ(test, nfp_flower_metadata_init(&m->app, 4, 1), 0);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test,
+							nfp_fl_test_meta_exit,
+							m), 0);
 
-	installed = nfp_fl_test_payload(test);
-	installed->tc_flower_cookie = cookie;
-	installed->ingress_dev = netdev;
-	KUNIT_ASSERT_EQ(test, rhashtable_insert_fast(&priv->flow_table,
-						     &installed->fl_node,
+	m->installed.tc_flower_cookie = cookie;
+	m->installed.ingress_dev = m->netdev;
+	KUNIT_ASSERT_EQ(test, rhashtable_insert_fast(&m->priv.flow_table,
+						     &m->installed.fl_node,
 						     nfp_flower_table_params),
 			0);
 
 	dup = nfp_fl_test_payload(test);
-	err = nfp_compile_flow_metadata(app, cookie, dup, netdev, NULL);
+	err = nfp_compile_flow_metadata(&m->app, cookie, dup, m->netdev, NULL);
 	KUNIT_EXPECT_EQ(test, err, -EEXIST);
 	if (!err)
-		nfp_modify_flow_metadata(app, dup);
+		nfp_modify_flow_metadata(&m->app, dup);
 
 	other = nfp_fl_test_payload(test);
-	err = nfp_compile_flow_metadata(app, cookie + 1, other, netdev, NULL);
+	err = nfp_compile_flow_metadata(&m->app, cookie + 1, other, m->netdev,
+					NULL);
 	KUNIT_EXPECT_EQ(test, err, 0);
 	KUNIT_EXPECT_EQ(test, be64_to_cpu(other->meta.host_cookie),
 			(u64)(cookie + 1));
 	if (!err)
-		nfp_modify_flow_metadata(app, other);
-
-	rhashtable_remove_fast(&priv->flow_table, &installed->fl_node,
-			       nfp_flower_table_params);
-	nfp_flower_metadata_cleanup(app);
+		nfp_modify_flow_metadata(&m->app, other);
 }
 
 /* A run of mangles ends at the last action of the list, whatever lies
@@ -83,11 +98,14 @@ static void nfp_fl_test_metadata_cookie(struct kunit *test)
  */
 static void nfp_fl_test_mangle_end(struct kunit *test)
 {
-	struct flow_rule *rule = flow_rule_alloc(3);
 	struct flow_action *act;
+	struct flow_rule *rule;
 
+	rule = kunit_kzalloc(test, struct_size(rule, action.entries, 3),
+			     GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, rule);
 	act = &rule->action;
+	act->num_entries = 3;
 	act->entries[0].id = FLOW_ACTION_MANGLE;
 	act->entries[1].id = FLOW_ACTION_MANGLE;
 	act->entries[2].id = FLOW_ACTION_MANGLE;
@@ -98,8 +116,6 @@ static void nfp_fl_test_mangle_end(struct kunit *test)
 	act->entries[1].id = FLOW_ACTION_REDIRECT;
 	KUNIT_EXPECT_TRUE(test, nfp_fl_check_mangle_end(act, 0));
 	KUNIT_EXPECT_FALSE(test, nfp_fl_check_mangle_end(act, 1));
-
-	kfree(rule);
 }
 
 static struct kunit_case nfp_fl_test_cases[] = {
