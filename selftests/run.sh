@@ -77,7 +77,7 @@ fi
 if [ $kunit = 1 ]; then
 	info "booting it again for its KUnit suites"
 	: > "$rw/none.txt"
-	boot_retry kunit 1 "$grw/none.txt" 300
+	boot_retry kunit 1 "$grw/none.txt" 900
 fi
 kd=$rw/kunit
 
