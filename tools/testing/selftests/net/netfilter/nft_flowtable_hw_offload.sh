@@ -326,8 +326,9 @@ kill_flows() {
 FT_STALE=$DEBUGFS/netdevsim/netdevsim$IDR/flowtable/stale_on_unbind
 
 # $1: what is done; $2: "left" if a rule may outlive the event on a port
-# still bound (the model flushes an unbound port's rules itself, so that
-# only counts when a port stays); rest: the command that unbinds a port.
+# still bound (the model drops the rules of a port that is unbound or
+# deleted itself, so that only counts when a device leaves the flowtable);
+# rest: the command that unbinds a port.
 test_unbind() {
 	local what=$1 left=$2 stale0 err
 	shift 2
@@ -375,6 +376,6 @@ test_unbind "flowtable deleted" - \
 	nft_router "flush chain inet filter forward; delete flowtable inet filter f"
 test_unbind "ruleset flushed" - nft_router flush ruleset
 # Last: the port is gone for good.
-test_unbind "router port deleted" left del_port
+test_unbind "router port deleted" - del_port
 
 exit $ret
