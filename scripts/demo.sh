@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 "$TOP/scripts/prepare.sh"
 list=$BUILD/demo-tests.txt
-echo "net/netfilter nft_flowtable_hw_offload.sh 600 -v" > "$list"
+echo "net/netfilter nft_flowtable_hw_offload.sh 600 -v nat encap" > "$list"
 rc=0
 TESTS_FILE=$list LOG_LINES=0 "$TOP/selftests/run.sh" > "$BUILD/demo-ktap.txt" || rc=$?
 log=$BUILD/vmrun/logs/net_netfilter_nft_flowtable_hw_offload.sh.log

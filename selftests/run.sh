@@ -11,6 +11,7 @@
 #   TESTS_FILE=file      another list in the format of selftests/tests.txt
 #   VNG_CPUS=2           two vCPUs (single-threaded TCG, see infra notes)
 #   VNG_ACCEL=kvm|tcg    default tcg: the nested KVM here does not boot guests
+#   KUNIT=0              no KUnit boot (while working on a selftest)
 set -uo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -44,6 +45,7 @@ opts=(--run "$KOUT" --memory "${VNG_MEM:-2G}" --cpus "$cpus" --force-9p
 
 kunit=0
 grep -qE '^CONFIG_[A-Z0-9_]*KUNIT_TEST=y' "$KOUT/.config" && kunit=1
+[ "${KUNIT:-1}" = 0 ] && kunit=2
 
 # boot DIR KUNIT_ENABLE LIST TIMEOUT: the results go to $rw/DIR.
 boot() {
@@ -113,6 +115,9 @@ if [ ! -f "$rw/finished" ]; then
 	echo "not ok $n guest-finished # the guest did not finish (console: $rw/console.log)"
 	tail -n 40 "$rw/console.log" | sed 's/^/# /'
 	fail=$((fail + 1))
+elif [ $kunit = 2 ]; then
+	echo "ok $n kunit # SKIP KUNIT=0: no KUnit boot"
+	skip=$((skip + 1))
 elif [ $kunit = 0 ]; then
 	echo "ok $n kunit # SKIP no KUnit suite is built into this kernel"
 	skip=$((skip + 1))

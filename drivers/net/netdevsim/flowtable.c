@@ -841,7 +841,10 @@ bool nsim_ft_rx(struct netdevsim *ns, struct sk_buff *skb)
 	for (i = 0; i < r->d.n_vlan_pop; i++)
 		if (skb_vlan_pop(skb))
 			goto drop;
-	for (i = 0; i < r->d.n_vlan_push; i++)
+	/* The core lists the tags to push outermost first (mtk_ppe_offload.c
+	 * reads them so), unlike tc, where each push becomes the outer tag.
+	 */
+	for (i = r->d.n_vlan_push - 1; i >= 0; i--)
 		if (skb_vlan_push(skb, r->d.vlan_push[i].proto,
 				  r->d.vlan_push[i].tci))
 			goto drop;

@@ -5,45 +5,59 @@
 #
 #   ns1 --- nsim port --- [ router: ports rp0, rp1 of one nsim device ] --- ns2
 #   10.0.1.99                  flowtable f { flags offload; }          10.0.2.99
-#   dead:1::99                 masquerade towards ns2                  dead:2::99
+#   dead:1::99                                                         dead:2::99
 #
-# For an IPv4 and an IPv6 TCP connection it checks what reached the
-# (simulated) hardware: one rule per direction with the NAT rewrite the
-# conntrack entry implies; [HW_OFFLOAD] in conntrack; that once offloaded
-# the packets no longer reach the router's stack (a netdev ingress counter
-# and the forward chain counter stop) while the hardware counters grow by
-# the transferred volume; that the data arrives intact; and that the rules
-# are gone once the connection closes. Last, it deletes a router port while
-# rules are installed: the rule table must end up empty.
+# Each case checks what reached the (simulated) hardware: one rule per
+# direction whose match and rewrite follow from the addresses the case set
+# up; [HW_OFFLOAD] in conntrack; that once offloaded the packets no longer
+# reach the router's stack (a netdev ingress counter and the forward chain
+# counter stop) while the hardware counters grow by the transferred volume;
+# that the data arrives intact; and that the rules are gone when they must
+# be. Case families, all run by default:
+#
+#   nat        IPv4 and IPv6, TCP and UDP, without NAT, with masquerade
+#              and with a port forward (DNAT)
+#   encap      the router's interfaces are VLAN, QinQ and bridge uppers of
+#              the flowtable's ports
+#   teardown   TCP RST; a UDP flow kept alive by hardware traffic alone
+#              (the core polls the hardware counters), then expiring idle
+#   fallback   the engine refuses every flow: traffic stays in software
+#   scale      1000 concurrent UDP flows offloaded and torn down
+#   unbind     device removed, flowtable deleted, ruleset flushed, router
+#              port deleted, router netns deleted: no rule outlives them
+#              (last: it deletes the router)
 #
 # The datapath checks need netdevsim (a real device forwards without the
 # kernel seeing it, so only its own counters can tell); they read the rules
 # through ft_rules() and ft_rule_field() so another device can plug in.
 #
-# The hosts compute and verify TCP checksums themselves (no checksum
-# offload), so data that arrives intact proves the NAT checksum updates.
+# The hosts compute and verify checksums themselves (no checksum offload),
+# so data that arrives intact proves the NAT checksum updates.
 #
+# Usage: nft_flowtable_hw_offload.sh [-v] [family...]
 # -v: print the ruleset, the rules in "hardware" and the counters (demo).
 
 source lib.sh
+source "$net_netfilter_dir/../../kselftest/ktap_helpers.sh"
 
 VERBOSE=0
-[ "${1:-}" = "-v" ] && VERBOSE=1
+[ "${1:-}" = "-v" ] && { VERBOSE=1; shift; }
+FAMILIES=${*:-nat encap teardown fallback scale unbind}
 
 checktool "nft --version" "run test without nft"
 checktool "socat -h" "run test without socat"
 checktool "conntrack --version" "run test without conntrack"
 checktool "ethtool --version" "run test without ethtool"
+checktool "python3 --version" "run test without python3"
 checktool "modprobe -q netdevsim" "load netdevsim"
 
 DEBUGFS=/sys/kernel/debug
 [ -d $DEBUGFS/netdevsim ] || mount -t debugfs none $DEBUGFS 2>/dev/null
-[ -d $DEBUGFS/netdevsim ] || { echo "SKIP: no debugfs"; exit "$ksft_skip"; }
+[ -d $DEBUGFS/netdevsim ] || { ktap_skip_all "no debugfs"; exit "$ksft_skip"; }
 
 ID1=$((1024 + RANDOM % 256))
 IDR=$((ID1 + 256))
 ID2=$((ID1 + 512))
-ret=0
 tmp=$(mktemp -d)
 
 cleanup() {
@@ -59,10 +73,20 @@ cleanup() {
 trap cleanup EXIT
 
 say() { [ $VERBOSE = 1 ] && echo -e "\n### $*"; true; }
-show() { [ $VERBOSE = 1 ] && "$@"; true; }
+show() { [ $VERBOSE = 1 ] && "$@" | sed 's/^/# /'; true; }
 
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; ret=1; }
+pass() { ktap_test_pass "$*"; }
+fail() { ktap_test_fail "$*"; }
+# check DESCRIPTION COMMAND...: one KTAP result from the command's status
+# (ktap_test_result would split a quoted argument of the command).
+check() {
+	local what=$1
+
+	shift
+	if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+ktap_print_header
 
 setup_ns ns1 ns2 nsr
 
@@ -71,7 +95,7 @@ rp0=$(create_netdevsim $IDR "$nsr")
 rp1=$(create_netdevsim_port $IDR "$nsr" 1)
 h2=$(create_netdevsim $ID2 "$ns2")
 [ -n "$h1" ] && [ -n "$rp0" ] && [ -n "$rp1" ] && [ -n "$h2" ] || {
-	echo "SKIP: could not create netdevsim ports"; exit "$ksft_skip"; }
+	ktap_skip_all "could not create netdevsim ports"; exit "$ksft_skip"; }
 
 # Join two ports as if by a cable.
 nsim_link() {
@@ -87,33 +111,123 @@ nsim_link() {
 	return $rc
 }
 nsim_link "$ns1" "$h1" "$nsr" "$rp0" && nsim_link "$nsr" "$rp1" "$ns2" "$h2" || {
-	echo "SKIP: netdevsim cannot link ports"; exit "$ksft_skip"; }
+	ktap_skip_all "netdevsim cannot link ports"; exit "$ksft_skip"; }
 
 # With checksum offload the hosts would trust whatever checksum arrives:
 # make them compute and verify it, so that intact data proves the engine's
 # checksum updates.
 ip netns exec "$ns1" ethtool -K "$h1" tx off >/dev/null &&
 ip netns exec "$ns2" ethtool -K "$h2" tx off >/dev/null || {
-	echo "FAIL: cannot turn off checksum offload"; exit 1; }
+	ktap_exit_fail_msg "cannot turn off checksum offload"; }
 
-ip -net "$ns1" addr add 10.0.1.99/24 dev "$h1"
-ip -net "$ns1" addr add dead:1::99/64 dev "$h1" nodad
-ip -net "$ns1" route add default via 10.0.1.1
-ip -net "$ns1" route add default via dead:1::1
-ip -net "$ns2" addr add 10.0.2.99/24 dev "$h2"
-ip -net "$ns2" addr add dead:2::99/64 dev "$h2" nodad
-ip -net "$ns2" route add default via 10.0.2.1
-ip -net "$ns2" route add default via dead:2::1
-ip -net "$nsr" addr add 10.0.1.1/24 dev "$rp0"
-ip -net "$nsr" addr add dead:1::1/64 dev "$rp0" nodad
-ip -net "$nsr" addr add 10.0.2.1/24 dev "$rp1"
-ip -net "$nsr" addr add dead:2::1/64 dev "$rp1" nodad
 ip netns exec "$nsr" sysctl -qw net.ipv4.ip_forward=1
 ip netns exec "$nsr" sysctl -qw net.ipv6.conf.all.forwarding=1
 
-# The flush is a transaction of its own: in one with the new flowtable,
-# the old one would still hold the devices.
+# The layer 3 devices of the last topo(): host 1, router side 1, router
+# side 2, host 2; and the VLAN tags each side carries, outermost first.
+L1=$h1 R0=$rp0 R1=$rp1 L2=$h2
+TAGS0="" TAGS1=""
+
+# topo plain|vlan|qinq|bridge: put the addresses on plain ports, on VLAN
+# uppers of them (tag 10 on side 1, 20 on side 2), on 802.1Q-in-802.1Q
+# uppers on side 1 (outer 100, inner 10), or on a bridge over rp0.
+topo() {
+	local dev
+
+	for dev in h1v h1q; do ip -net "$ns1" link del $dev 2>/dev/null; done
+	for dev in r0v r0q r1v br0; do ip -net "$nsr" link del $dev 2>/dev/null; done
+	ip -net "$ns2" link del h2v 2>/dev/null
+	# Link-local addresses stay: IPv6 neighbour discovery needs them.
+	ip -net "$ns1" addr flush dev "$h1" scope global
+	ip -net "$nsr" addr flush dev "$rp0" scope global
+	ip -net "$nsr" addr flush dev "$rp1" scope global
+	ip -net "$ns2" addr flush dev "$h2" scope global
+	for dev in "$ns1" "$nsr" "$ns2"; do ip -net "$dev" neigh flush all; done
+	L1=$h1 R0=$rp0 R1=$rp1 L2=$h2 TAGS0="" TAGS1=""
+
+	case $1 in
+	vlan)
+		ip -net "$ns1" link add link "$h1" name h1v type vlan id 10
+		ip -net "$nsr" link add link "$rp0" name r0v type vlan id 10
+		ip -net "$nsr" link add link "$rp1" name r1v type vlan id 20
+		ip -net "$ns2" link add link "$h2" name h2v type vlan id 20
+		L1=h1v R0=r0v R1=r1v L2=h2v TAGS0="10" TAGS1="20"
+		;;
+	qinq)
+		ip -net "$ns1" link add link "$h1" name h1v type vlan id 100
+		ip -net "$ns1" link add link h1v name h1q type vlan id 10
+		ip -net "$nsr" link add link "$rp0" name r0v type vlan id 100
+		ip -net "$nsr" link add link r0v name r0q type vlan id 10
+		ip -net "$ns1" link set h1v up
+		ip -net "$nsr" link set r0v up
+		# __dev_forward_skb() lets a frame carry one tag beyond the
+		# MTU, not two.
+		ip -net "$ns1" link set h1q mtu 1496
+		ip -net "$nsr" link set r0q mtu 1496
+		L1=h1q R0=r0q TAGS0="100 10"
+		;;
+	bridge)
+		ip -net "$nsr" link add br0 type bridge
+		ip -net "$nsr" link set "$rp0" master br0
+		R0=br0
+		;;
+	esac
+	ip -net "$ns1" link set "$L1" up
+	ip -net "$ns2" link set "$L2" up
+	ip -net "$nsr" link set "$R0" up
+	ip -net "$nsr" link set "$R1" up
+
+	ip -net "$ns1" addr add 10.0.1.99/24 dev "$L1"
+	ip -net "$ns1" addr add dead:1::99/64 dev "$L1" nodad
+	ip -net "$ns1" route replace default via 10.0.1.1 dev "$L1"
+	ip -net "$ns1" route replace default via dead:1::1 dev "$L1"
+	ip -net "$ns2" addr add 10.0.2.99/24 dev "$L2"
+	ip -net "$ns2" addr add dead:2::99/64 dev "$L2" nodad
+	ip -net "$ns2" route replace default via 10.0.2.1 dev "$L2"
+	ip -net "$ns2" route replace default via dead:2::1 dev "$L2"
+	ip -net "$nsr" addr add 10.0.1.1/24 dev "$R0"
+	ip -net "$nsr" addr add dead:1::1/64 dev "$R0" nodad
+	ip -net "$nsr" addr add 10.0.2.1/24 dev "$R1"
+	ip -net "$nsr" addr add dead:2::1/64 dev "$R1" nodad
+
+	# Resolve the neighbours before a case counts on the path.
+	local a ok=1
+	for a in 10.0.2.99 dead:2::99; do
+		slowwait 10 ip netns exec "$ns1" ping -c1 -W1 $a >/dev/null && continue
+		ok=0
+		ip netns exec "$ns1" ping -c1 -W1 $a | sed 's/^/# /'
+		ip -net "$ns1" route get $a | sed 's/^/# /'
+		ip -net "$nsr" neigh | sed 's/^/# /'
+	done
+	check "topology $1: host 1 reaches host 2" [ $ok = 1 ]
+}
+
+# Ports of the port forward: clients connect to the router's side 1
+# address on VPORT and reach the server on host 2 at FWD_PORT.
+VPORT=8080
+FWD_PORT=5201
+
+# load_ruleset none|snat|dnat: the flowtable always holds the two ports;
+# the NAT the case needs is added. The flush is a transaction of its own:
+# in one with the new flowtable, the old one would still hold the devices.
 load_ruleset() {
+	local nat
+
+	case ${1:-snat} in
+	snat)	nat="chain postrouting {
+			type nat hook postrouting priority srcnat; policy accept;
+			oifname \"$R1\" masquerade
+		}" ;;
+	dnat)	nat="chain prerouting {
+			type nat hook prerouting priority dstnat; policy accept;
+			ip daddr 10.0.1.1 tcp dport $VPORT dnat ip to 10.0.2.99:$FWD_PORT
+			ip daddr 10.0.1.1 udp dport $VPORT dnat ip to 10.0.2.99:$FWD_PORT
+			ip6 daddr dead:1::1 tcp dport $VPORT dnat ip6 to [dead:2::99]:$FWD_PORT
+			ip6 daddr dead:1::1 udp dport $VPORT dnat ip6 to [dead:2::99]:$FWD_PORT
+		}" ;;
+	*)	nat="" ;;
+	esac
+
 	ip netns exec "$nsr" nft flush ruleset &&
 	ip netns exec "$nsr" nft -f - <<EOF
 table inet filter {
@@ -125,13 +239,10 @@ table inet filter {
 	}
 	chain forward {
 		type filter hook forward priority filter; policy accept;
-		meta l4proto tcp flow add @f
+		meta l4proto { tcp, udp } flow add @f
 		counter name routed
 	}
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		oifname "$rp1" masquerade
-	}
+	$nat
 }
 table netdev sw {
 	counter seen { }
@@ -146,17 +257,18 @@ table netdev sw {
 }
 EOF
 }
-load_ruleset || { echo "FAIL: nft cannot load the ruleset"; exit 1; }
-say "router ruleset"
-show ip netns exec "$nsr" nft list ruleset
 
-# The rules in the flow engine, one line each (see netdevsim flowtable.c).
-FT_RULES=$DEBUGFS/netdevsim/netdevsim$IDR/flowtable/rules
+# The rules in the flow engine, one line each (see netdevsim flowtable.c):
+# "in PORT PROTO [vlan ID]... SRC > DST -> out PORT [pop-vlan]...
+#  [push-vlan ID]... SRC > DST dst MAC src MAC packets N bytes N age_ms N".
+FT_DIR=$DEBUGFS/netdevsim/netdevsim$IDR/flowtable
+FT_RULES=$FT_DIR/rules
 ft_rules() {
 	cat "$FT_RULES"
 }
 
-# Sum of a numeric field ("packets", "bytes") over the rules matching $1.
+# Sum of a numeric field ("packets", "bytes", "age_ms") over the rules
+# matching $1.
 ft_rule_field() {
 	ft_rules | grep -F -- "$1" |
 		awk -v f="$2" '{ for (i = 1; i < NF; i++) if ($i == f) s += $(i + 1) }
@@ -167,163 +279,455 @@ ft_count() {
 	ft_rules | wc -l
 }
 
+# Wait up to $1 seconds for the rule table to hold $2 rules.
+ft_wait_count() {
+	slowwait "$1" sh -c "[ \$(wc -l < $FT_RULES) -eq $2 ]"
+}
+
+# Wait up to $1 seconds until none of the other arguments is a rule.
+ft_wait_gone() {
+	local secs=$1 r cmd=""
+
+	shift
+	for r in "$@"; do cmd="$cmd ! grep -qF -- '$r' $FT_RULES &&"; done
+	slowwait "$secs" sh -c "$cmd true"
+}
+
+# Set a netdevsim fault knob ($1: fail_add, fail_del or fail_stats) to $2.
+ft_fault() {
+	echo "$2" > "$FT_DIR/$1"
+}
+
+# Whether conntrack entry $2 carries status $1 (OFFLOAD, HW_OFFLOAD).
+ct_is() {
+	grep -q "\[$1\]" <<< "$2"
+}
+
+# Whether entry $1 is offloaded in software only.
+ct_sw() {
+	ct_is OFFLOAD "$1" && ! ct_is HW_OFFLOAD "$1"
+}
+
 nft_bytes() {
 	ip netns exec "$nsr" nft list counter "$1" "$2" "$3" |
 		awk '/bytes/ { for (i = 1; i < NF; i++) if ($i == "bytes") print $(i + 1) }'
 }
 
+# Traffic generators the hosts run: for UDP an echo server, a client that
+# sends what it is told on stdin ("N": N datagrams, each after the echo of
+# the last; "t S": one every 10 ms for S seconds) and prints how many
+# echoes came back, and "many", N flows of one datagram each way that stay
+# open until stdin closes; "rst", a TCP client that sends one byte and
+# aborts the connection when stdin closes.
+cat > "$tmp/flows.py" <<'EOF'
+import resource, select, socket, struct, sys, time
+
+mode, fam = sys.argv[1], sys.argv[2]
+af = socket.AF_INET6 if fam == "ipv6" else socket.AF_INET
+if mode == "server":
+    s = socket.socket(af, socket.SOCK_DGRAM)
+    s.bind(("", int(sys.argv[3])))
+    while True:
+        d, a = s.recvfrom(65535)
+        s.sendto(d, a)
+addr, port, arg = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+if mode == "rst":
+    s = socket.create_connection((addr, port))
+    s.send(b"x")
+    sys.stdin.read()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+elif mode == "client":
+    s = socket.socket(af, socket.SOCK_DGRAM)
+    s.connect((addr, port))
+    p = select.poll()
+    p.register(s, select.POLLIN)
+    for line in sys.stdin:
+        cmd = line.split()
+        got = 0
+        if cmd[0] == "t":
+            end = time.time() + float(cmd[1])
+            while time.time() < end:
+                s.send(b"k" * arg)
+                time.sleep(0.01)
+                while p.poll(0):
+                    s.recv(65535)
+                    got += 1
+        else:
+            for i in range(int(cmd[0])):
+                s.send(b"d" * arg)
+                if p.poll(2000):
+                    s.recv(65535)
+                    got += 1
+        print(got, flush=True)
+elif mode == "many":
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    p = select.poll()
+    socks = {}
+    for i in range(arg):
+        s = socket.socket(af, socket.SOCK_DGRAM)
+        s.connect((addr, port))
+        s.send(b"m")
+        socks[s.fileno()] = s
+        p.register(s, select.POLLIN)
+    got, end = 0, time.time() + 60
+    while got < arg and time.time() < end:
+        for fd, _ in p.poll(1000):
+            socks[fd].recv(65535)
+            p.unregister(fd)
+            got += 1
+    print(got, flush=True)
+    sys.stdin.read()
+EOF
 wait_listen() {
-	busywait 5000 sh -c "ip netns exec $ns2 ss -Hltn 'sport = :$1' | grep -q LISTEN"
+	local ns=$1 proto=$2 port=$3 opt=-Hltn
+
+	[ "$proto" = udp ] && opt=-Hlun
+	busywait 5000 sh -c "ip netns exec $ns ss $opt 'sport = :$port' | grep -q ."
 }
 
-# Run one TCP connection from ns1 to ns2 through the router and check it.
-# $1: family tag, $2: server address, $3: address ns2 sees (masquerade),
-# $4: printf format of an address:port in the rule dump.
-test_tcp() {
-	local fam=$1 daddr=$2 snat=$3 fmt=$4
-	local lsock=TCP4-LISTEN csock=TCP4:$daddr
-	local port=$((20000 + RANDOM % 1000))
-	local saddr ct sport nport rule_o rule_r
-	local hw0 sw0 fwd0 hw1 sw1 fwd1 size=$((2 * 1024 * 1024))
+# Addresses and rule dump format of a family: ADDR_CLI, ADDR_SRV, ADDR_R0
+# (router, side 1), ADDR_R1 (router, side 2), FMT (address:port).
+family_addrs() {
+	if [ "$1" = ipv4 ]; then
+		ADDR_CLI=10.0.1.99 ADDR_SRV=10.0.2.99
+		ADDR_R0=10.0.1.1 ADDR_R1=10.0.2.1 FMT="%s:%s"
+	else
+		ADDR_CLI=dead:1::99 ADDR_SRV=dead:2::99
+		ADDR_R0=dead:1::1 ADDR_R1=dead:2::1 FMT="[%s]:%s"
+	fi
+}
 
-	[ "$fam" = ipv6 ] && lsock=TCP6-LISTEN csock=TCP6:[$daddr]
+# Rule dump fragments for the tags of side $1 ($TAGS0 or $TAGS1): what the
+# ingress rule matches, what it pops, and what the egress rule pushes. The
+# core lists both outermost first.
+tags_match() { local t; for t in $1; do printf "vlan %s " "$t"; done; }
+tags_pop() { local t; for t in $1; do printf "pop-vlan "; done; }
+tags_push() { local t; for t in $1; do printf "push-vlan %s " "$t"; done; }
 
-	head -c $size /dev/urandom > "$tmp/in"
-	rm -f "$tmp/out"
-	ip netns exec "$ns2" socat -u "$lsock":$port,reuseaddr \
-		OPEN:"$tmp/out",creat,trunc &
-	local server=$!
-	wait_listen $port
+# Stop the connections through the router and wait for an empty table.
+kill_flows() {
+	for ns in "$ns1" "$ns2"; do
+		ip netns pids "$ns" | xargs -r kill 2>/dev/null
+	done
+	ip netns exec "$nsr" conntrack -F 2>/dev/null
+	ft_wait_count 15 0
+}
 
-	# The client sends what the test writes to a FIFO: one byte to set
-	# the flow up, then, once it is checked, the bulk; closing the FIFO
-	# closes the connection.
-	rm -f "$tmp/fifo" && mkfifo "$tmp/fifo"
-	ip netns exec "$ns1" socat -u OPEN:"$tmp/fifo" "$csock":$port &
-	local client=$!
-	exec {wfd}>"$tmp/fifo"
-	printf x >&$wfd
+# Set up one connection from host 1 to host 2, wait until the router
+# offloads it, and derive the rule each direction must have from the case's
+# addresses. Sets FLOW_* for the checks and the transfer.
+#   flow_start TAG FAMILY tcp|udp none|snat|dnat [sw|rst]
+# "sw": the flow must stay in software (no rule is expected); "rst": the
+# TCP client resets the connection when the FIFO closes.
+flow_start() {
+	local tag=$1 fam=$2 proto=$3 nat=$4 sw="" rst=""
+	local port=$((20000 + RANDOM % 10000)) tport daddr ct state
+	local sport nport cli dst nsrc srv
 
-	slowwait 10 sh -c "ip netns exec $nsr conntrack -L -p tcp --dport $port \
-			   2>/dev/null | grep -q HW_OFFLOAD"
-	ct=$(ip netns exec "$nsr" conntrack -L -p tcp --dport $port 2>/dev/null |
+	[ "${5:-}" = sw ] && sw=1
+	[ "${5:-}" = rst ] && rst=1
+	family_addrs "$fam"
+	FLOW_TAG=$tag FLOW_FAM=$fam FLOW_PROTO=$proto FLOW_OK=0 FLOW_SENT=0
+	[ "$nat" = dnat ] && port=$FWD_PORT
+	tport=$port daddr=$ADDR_SRV
+	[ "$nat" = dnat ] && tport=$VPORT daddr=$ADDR_R0
+	FLOW_TPORT=$tport
+
+	if [ "$proto" = tcp ]; then
+		rm -f "$tmp/out"
+		ip netns exec "$ns2" socat -u "TCP-LISTEN:$port,reuseaddr,pf=$fam" \
+			OPEN:"$tmp/out",creat,trunc &
+	else
+		ip netns exec "$ns2" python3 "$tmp/flows.py" server "$fam" $port &
+	fi
+	FLOW_SERVER=$!
+	wait_listen "$ns2" "$proto" $port
+
+	# The client reads from a FIFO the test writes to: one byte or
+	# datagram sets the flow up; closing the FIFO closes a TCP connection.
+	rm -f "$tmp/fifo" "$tmp/cout" && mkfifo "$tmp/fifo"
+	if [ -n "$rst" ]; then
+		ip netns exec "$ns1" python3 "$tmp/flows.py" rst "$fam" \
+			"$daddr" $tport 0 < "$tmp/fifo" &
+	elif [ "$proto" = tcp ]; then
+		[ "$fam" = ipv6 ] && daddr="[$daddr]"
+		ip netns exec "$ns1" socat -u OPEN:"$tmp/fifo" \
+			"TCP:$daddr:$tport,pf=$fam" &
+	else
+		ip netns exec "$ns1" python3 "$tmp/flows.py" client "$fam" \
+			"$daddr" $tport 1000 < "$tmp/fifo" > "$tmp/cout" &
+	fi
+	FLOW_CLIENT=$!
+	exec {FLOW_FD}>"$tmp/fifo"
+	[ "$proto" = udp ] && echo 1 >&$FLOW_FD
+	[ "$proto" = tcp ] && [ -z "$rst" ] && printf x >&$FLOW_FD
+
+	state=HW_OFFLOAD
+	[ -n "$sw" ] && state=OFFLOAD
+	slowwait 10 sh -c "ip netns exec $nsr conntrack -L -f $fam -p $proto --dport $tport \
+			   2>/dev/null | grep -q '\[$state\]'"
+	ct=$(ip netns exec "$nsr" conntrack -L -f "$fam" -p "$proto" --dport $tport 2>/dev/null |
 	     head -n1)
-	say "$fam: conntrack entry on the router"
+	say "$tag: conntrack entry on the router"
 	show echo "$ct"
+	# In software the checks come after the transfer, when the core
+	# has surely asked the engine.
+	[ -n "$sw" ] || check "$tag: conntrack entry is HW_OFFLOAD" ct_is HW_OFFLOAD "$ct"
+
+	# What each direction must match and what it must rewrite to: the
+	# client's port from the entry, and with masquerade the port the
+	# router picked (the reply tuple's destination port).
 	sport=$(echo "$ct" | grep -o 'sport=[0-9]*' | head -n1 | cut -d= -f2)
 	nport=$(echo "$ct" | grep -o 'dport=[0-9]*' | tail -n1 | cut -d= -f2)
-	if [ "$fam" = ipv4 ]; then saddr=10.0.1.99; else saddr=dead:1::99; fi
-	if echo "$ct" | grep -q HW_OFFLOAD; then
-		pass "$fam: conntrack entry is [HW_OFFLOAD]"
-	else
-		fail "$fam: conntrack entry is not [HW_OFFLOAD]: $ct"
-	fi
-
-	say "$fam: rules in the flow engine"
-	show ft_rules
-	# What each direction must match and what it must rewrite to.
 	# shellcheck disable=SC2059
-	local cli srv nat
-	cli=$(printf "$fmt" "$saddr" "$sport")
-	srv=$(printf "$fmt" "$daddr" "$port")
-	nat=$(printf "$fmt" "$snat" "$nport")
-	rule_o="in $rp0 tcp $cli > $srv -> out $rp1 $nat > $srv "
-	rule_r="in $rp1 tcp $srv > $nat -> out $rp0 $srv > $cli "
-	local installed=0
-	if [ -n "$sport" ] && ft_rules | grep -qF -- "$rule_o" &&
-	   ft_rules | grep -qF -- "$rule_r"; then
-		pass "$fam: a rule per direction with the masquerade rewrite"
-		installed=1
-	else
-		fail "$fam: expected rules not in the flow engine:"
-		echo "  want: $rule_o"
-		echo "  want: $rule_r"
-		ft_rules | sed 's/^/  have: /'
-	fi
+	{
+	cli=$(printf "$FMT" "$ADDR_CLI" "$sport")
+	srv=$(printf "$FMT" "$ADDR_SRV" "$port")
+	case $nat in
+	snat) dst=$srv nsrc=$(printf "$FMT" "$ADDR_R1" "$nport") ;;
+	dnat) dst=$(printf "$FMT" "$ADDR_R0" "$tport") nsrc=$cli ;;
+	*) dst=$srv nsrc=$cli ;;
+	esac
+	}
+	FLOW_RULE_O="in $rp0 $proto $(tags_match "$TAGS0")$cli > $dst -> out $rp1 "
+	FLOW_RULE_O+="$(tags_pop "$TAGS0")$(tags_push "$TAGS1")$nsrc > $srv "
+	FLOW_RULE_R="in $rp1 $proto $(tags_match "$TAGS1")$srv > $nsrc -> out $rp0 "
+	FLOW_RULE_R+="$(tags_pop "$TAGS1")$(tags_push "$TAGS0")$dst > $cli "
 
-	hw0=$(( $(ft_rule_field "$rule_o" bytes) + $(ft_rule_field "$rule_r" bytes) ))
+	say "$tag: rules in the flow engine"
+	show ft_rules
+	[ -n "$sw" ] && return
+	if [ -n "$sport" ] && ft_rules | grep -qF -- "$FLOW_RULE_O" &&
+	   ft_rules | grep -qF -- "$FLOW_RULE_R"; then
+		pass "$tag: a rule per direction with the expected match and rewrite"
+		FLOW_OK=1
+	else
+		fail "$tag: expected rules not in the flow engine"
+		echo "# want: $FLOW_RULE_O"
+		echo "# want: $FLOW_RULE_R"
+		ft_rules | sed 's/^/# have: /'
+	fi
+}
+
+flow_hw_bytes() {
+	echo $(( $(ft_rule_field "$FLOW_RULE_O" bytes) + $(ft_rule_field "$FLOW_RULE_R" bytes) ))
+}
+
+# Send $1 bytes over the flow and check where they went; "sw" as $2: the
+# flow is in software, so the router's stack must see them instead.
+flow_transfer() {
+	local size=$1 sw=${2:-} tag=$FLOW_TAG
+	local hw0 sw0 fwd0 hw1 sw1 fwd1 n ct
+
+	FLOW_SENT=1
+	hw0=$(flow_hw_bytes)
 	sw0=$(nft_bytes netdev sw seen)
 	fwd0=$(nft_bytes inet filter routed)
-	# In the background: a flow the engine breaks would block the writer.
-	cat "$tmp/in" >&$wfd &
-	local writer=$!
-	slowwait 60 sh -c "[ \$(stat -c %s $tmp/out 2>/dev/null || echo 0) -ge $((size + 1)) ]"
-	hw1=$(( $(ft_rule_field "$rule_o" bytes) + $(ft_rule_field "$rule_r" bytes) ))
+	if [ "$FLOW_PROTO" = tcp ]; then
+		local out=$tmp/out want=$((size + 1))
+
+		head -c "$size" /dev/urandom > "$tmp/in"
+		# In the background: a flow the engine breaks would block.
+		cat "$tmp/in" >&$FLOW_FD &
+		local writer=$!
+		slowwait 60 sh -c "[ \$(stat -c %s $out 2>/dev/null || echo 0) -ge $want ]"
+		kill $writer 2>/dev/null
+	else
+		n=$((size / 1000))
+		echo $n >&$FLOW_FD
+		slowwait 60 sh -c "[ \$(wc -l < $tmp/cout) -ge 2 ]"
+		check "$tag: all $n datagrams echoed" \
+			sh -c "[ \"\$(tail -n1 $tmp/cout)\" = $n ]"
+	fi
+	hw1=$(flow_hw_bytes)
 	sw1=$(nft_bytes netdev sw seen)
 	fwd1=$(nft_bytes inet filter routed)
-	say "$fam: during the transfer of $size bytes"
+	say "$tag: during the transfer of $size bytes"
 	show echo "flow engine: +$((hw1 - hw0)) bytes;" \
 		  "router stack ingress: +$((sw1 - sw0)) bytes;" \
 		  "forward chain: +$((fwd1 - fwd0)) bytes"
 
-	if [ $((hw1 - hw0)) -ge $size ]; then
-		pass "$fam: hardware counters grew by the transferred volume"
-	else
-		fail "$fam: hardware counters grew by $((hw1 - hw0)) bytes, sent $size"
+	if [ -n "$sw" ]; then
+		check "$tag: the router's stack forwarded the data" \
+			[ $((sw1 - sw0)) -ge "$size" ]
+		ct=$(ip netns exec "$nsr" conntrack -L -f "$FLOW_FAM" -p "$FLOW_PROTO" \
+		     --dport "$FLOW_TPORT" 2>/dev/null | head -n1)
+		check "$tag: conntrack entry is OFFLOAD, not HW_OFFLOAD" \
+			ct_sw "$ct"
+		check "$tag: no rule in the flow engine" [ "$(ft_count)" -eq 0 ]
+		return
 	fi
+	check "$tag: hardware counters grew by the transferred volume" \
+		[ $((hw1 - hw0)) -ge "$size" ]
 	# A few stray packets (ACKs racing the rule install) are fine.
-	if [ $((sw1 - sw0)) -lt $((size / 100)) ] && [ $((fwd1 - fwd0)) -lt $((size / 100)) ]; then
-		pass "$fam: offloaded packets bypassed the router's stack"
-	else
-		fail "$fam: router's stack saw $((sw1 - sw0)) bytes" \
-		     "(forward chain $((fwd1 - fwd0)))"
-	fi
-
-	kill $writer 2>/dev/null
-	exec {wfd}>&-
-	slowwait 10 sh -c "! kill -0 $client 2>/dev/null" || kill $client
-	slowwait 10 sh -c "! kill -0 $server 2>/dev/null"
-	if cmp -s "$tmp/in" <(tail -c +2 "$tmp/out") && [ "$(head -c1 "$tmp/out")" = x ]; then
-		pass "$fam: data arrived intact"
-	else
-		fail "$fam: data corrupted or lost" \
-		     "($(stat -c %s "$tmp/out" 2>/dev/null) bytes received)"
-	fi
-
-	# FIN goes to software, which tears the flow down.
-	if [ $installed = 0 ]; then
-		fail "$fam: no rules were installed, so none could be removed"
-	elif slowwait 15 sh -c "! grep -qF -- '$rule_o' $FT_RULES"; then
-		pass "$fam: rules removed after the connection closed"
-	else
-		fail "$fam: rules still installed after close"
-		ft_rules | sed 's/^/  /'
-	fi
-	kill $server 2>/dev/null
+	check "$tag: offloaded packets bypassed the router's stack" \
+		[ $((sw1 - sw0)) -lt $((size / 100)) -a $((fwd1 - fwd0)) -lt $((size / 100)) ]
 }
 
-test_tcp ipv4 10.0.2.99 10.0.2.1 "%s:%s"
-test_tcp ipv6 dead:2::99 dead:2::1 "[%s]:%s"
+# Close the flow: a TCP client closes (FIN, which goes to software and
+# tears the flow down); a UDP flow is deleted from conntrack. Then check
+# the data and that the rules are gone.
+flow_close() {
+	local tag=$FLOW_TAG
 
-if slowwait 15 sh -c "[ \$(wc -l < $FT_RULES) -eq 0 ]"; then
-	pass "rule table empty after all connections closed"
-else
-	fail "rule table not empty: $(ft_count) rules"
-fi
+	exec {FLOW_FD}>&-
+	slowwait 10 sh -c "! kill -0 $FLOW_CLIENT 2>/dev/null" || kill $FLOW_CLIENT
+	wait "$FLOW_CLIENT" 2>/dev/null
+	if [ "$FLOW_PROTO" = tcp ]; then
+		slowwait 10 sh -c "! kill -0 $FLOW_SERVER 2>/dev/null"
+		[ "$FLOW_SENT" = 1 ] && check "$tag: data arrived intact" \
+			sh -c "tail -c +2 $tmp/out | cmp -s $tmp/in -"
+	else
+		ip netns exec "$nsr" conntrack -D -p udp --dport "$FLOW_TPORT" >/dev/null 2>&1
+	fi
+	kill "$FLOW_SERVER" 2>/dev/null
+	# The next case may bind the same port.
+	wait "$FLOW_SERVER" 2>/dev/null
+	[ "$FLOW_OK" = 1 ] || return 0
+	if ft_wait_gone 15 "$FLOW_RULE_O" "$FLOW_RULE_R"; then
+		pass "$tag: rules removed after the flow ended"
+	else
+		fail "$tag: rules still installed after the flow ended"
+		ft_rules | sed 's/^/# /'
+	fi
+}
+
+# One flow through the router: set up, transfer, close.
+run_flow() {
+	local tag=$1 fam=$2 proto=$3 nat=$4 size=${5:-262144}
+
+	flow_start "$tag" "$fam" "$proto" "$nat"
+	if [ "$FLOW_OK" = 1 ]; then
+		flow_transfer "$size"
+	fi
+	flow_close
+}
+
+case_nat() {
+	local nat fam proto
+
+	topo plain
+	for nat in none snat dnat; do
+		load_ruleset $nat || { fail "$nat: cannot load the ruleset"; continue; }
+		say "router ruleset"
+		show ip netns exec "$nsr" nft list ruleset
+		for fam in ipv4 ipv6; do
+			for proto in tcp udp; do
+				run_flow "$fam $proto $nat" $fam $proto $nat
+			done
+		done
+	done
+}
+
+case_encap() {
+	local t
+
+	for t in vlan qinq bridge; do
+		kill_flows
+		topo $t
+		load_ruleset snat || { fail "$t: cannot load the ruleset"; continue; }
+		run_flow "$t ipv4 tcp snat" ipv4 tcp snat
+		run_flow "$t ipv6 udp snat" ipv6 udp snat
+	done
+	kill_flows
+	topo plain
+}
+
+UDP_TIMEOUT=4
+
+case_teardown() {
+	local age
+
+	kill_flows
+	load_ruleset snat
+
+	# RST: the client aborts the connection; the reset goes to software,
+	# which must tear the flow down.
+	flow_start "tcp rst" ipv4 tcp snat rst
+	exec {FLOW_FD}>&-
+	if [ "$FLOW_OK" = 1 ]; then
+		if ft_wait_gone 15 "$FLOW_RULE_O" "$FLOW_RULE_R"; then
+			pass "tcp rst: rules removed after the reset"
+		else
+			fail "tcp rst: rules still installed after the reset"
+		fi
+	fi
+	kill "$FLOW_CLIENT" "$FLOW_SERVER" 2>/dev/null
+	wait "$FLOW_CLIENT" "$FLOW_SERVER" 2>/dev/null
+	kill_flows
+
+	# UDP: only the hardware sees the flow's packets. The core must learn
+	# from the engine's counters that it is alive (it asks when less than
+	# 90% of the timeout is left); once it goes idle, it must expire.
+	local tmo
+	tmo=$(ip netns exec "$nsr" sysctl -n net.netfilter.nf_flowtable_udp_timeout)
+	if ! ip netns exec "$nsr" sysctl -qw \
+		net.netfilter.nf_flowtable_udp_timeout=$UDP_TIMEOUT; then
+		ktap_test_skip "udp keepalive: cannot set nf_flowtable_udp_timeout"
+		kill_flows
+		return
+	fi
+	flow_start "udp keepalive" ipv4 udp snat
+	if [ "$FLOW_OK" = 1 ]; then
+		local sw0 sw1
+		sw0=$(nft_bytes netdev sw seen)
+		echo "t $((3 * UDP_TIMEOUT))" >&$FLOW_FD
+		slowwait $((3 * UDP_TIMEOUT + 10)) sh -c "[ \$(wc -l < $tmp/cout) -ge 2 ]"
+		sw1=$(nft_bytes netdev sw seen)
+		age=$(ft_rule_field "$FLOW_RULE_O" age_ms)
+		say "udp keepalive: after $((3 * UDP_TIMEOUT)) s of traffic"
+		show ft_rules
+		show echo "router stack ingress: +$((sw1 - sw0)) bytes"
+		echo "# rule age: $age ms"
+		check "udp keepalive: busy flow outlived 3 timeouts in hardware" \
+			[ "$age" -ge $((3 * UDP_TIMEOUT * 1000)) ]
+		check "udp keepalive: echoes came back" [ "$(tail -n1 "$tmp/cout")" -gt 0 ]
+		check "udp keepalive: the router's stack saw none of it" \
+			[ $((sw1 - sw0)) -lt 2000 ]
+		if ft_wait_gone $((2 * UDP_TIMEOUT + 5)) "$FLOW_RULE_O" "$FLOW_RULE_R"; then
+			pass "udp timeout: idle flow removed from the engine"
+		else
+			fail "udp timeout: idle flow still in the engine"
+		fi
+	fi
+	exec {FLOW_FD}>&-
+	kill "$FLOW_CLIENT" "$FLOW_SERVER" 2>/dev/null
+	wait "$FLOW_CLIENT" "$FLOW_SERVER" 2>/dev/null
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout="$tmo"
+	kill_flows
+}
+
+case_fallback() {
+	kill_flows
+	load_ruleset snat
+	ft_fault fail_add 1
+	flow_start "fallback tcp" ipv4 tcp snat sw
+	flow_transfer 262144 sw
+	flow_close
+	flow_start "fallback udp" ipv6 udp snat sw
+	flow_transfer 65536 sw
+	flow_close
+	ft_fault fail_add 0
+	kill_flows
+}
 
 # An idle TCP connection from ns1 to ns2 that is offloaded (2 rules).
 offload_idle_flow() {
 	local port=$((21000 + RANDOM % 1000))
 
 	ip netns exec "$ns2" socat -u TCP4-LISTEN:$port,reuseaddr OPEN:/dev/null &
-	wait_listen $port
+	wait_listen "$ns2" tcp $port
 	# All of the client in ns1, so that kill_flows ends it.
 	ip netns exec "$ns1" sh -c "{ printf x; sleep 60; } |
 				   socat -u STDIN TCP4:10.0.2.99:$port" &
-	slowwait 30 sh -c "[ \$(wc -l < $FT_RULES) -eq 2 ]"
-}
-
-kill_flows() {
-	for ns in "$ns1" "$ns2"; do
-		ip netns pids "$ns" | xargs -r kill 2>/dev/null
-	done
-	ip netns exec "$nsr" conntrack -F 2>/dev/null
-	slowwait 15 sh -c "[ \$(wc -l < $FT_RULES) -eq 0 ]"
+	ft_wait_count 30 2
 }
 
 # Rules a port still held when its callback was unbound: the core must
 # have destroyed them first, or real hardware would keep forwarding them.
-FT_STALE=$DEBUGFS/netdevsim/netdevsim$IDR/flowtable/stale_on_unbind
+FT_STALE=$FT_DIR/stale_on_unbind
 
 # $1: what is done; $2: "left" if a rule may outlive the event on a port
 # still bound (the model drops the rules of a port that is unbound or
@@ -342,9 +746,10 @@ test_unbind() {
 	stale0=$(cat "$FT_STALE")
 	if ! err=$("$@" 2>&1); then
 		if echo "$err" | grep -q 'syntax error'; then
-			echo "SKIP: $what: this nft cannot do it: $*"
+			ktap_test_skip "$what: this nft cannot do it: $*"
 		else
-			fail "$what: command failed: $*: $err"
+			fail "$what: command failed: $*"
+			echo "$err" | sed 's/^/# /'
 		fi
 		return
 	fi
@@ -354,7 +759,7 @@ test_unbind() {
 		fail "$what: $(($(cat "$FT_STALE") - stale0)) rules still installed at unbind"
 	fi
 	[ "$left" = left ] || return
-	if slowwait 15 sh -c "[ \$(wc -l < $FT_RULES) -eq 0 ]"; then
+	if ft_wait_count 15 0; then
 		pass "$what: no rule left on the port still bound"
 	else
 		fail "$what: $(ft_count) rules left"
@@ -370,12 +775,75 @@ del_port() {
 		tee /sys/bus/netdevsim/devices/netdevsim$IDR/del_port >/dev/null
 }
 
-test_unbind "device removed from the flowtable" left \
-	nft_router delete flowtable inet filter f "{ devices = { $rp1 } ; }"
-test_unbind "flowtable deleted" - \
-	nft_router "flush chain inet filter forward; delete flowtable inet filter f"
-test_unbind "ruleset flushed" - nft_router flush ruleset
-# Last: the port is gone for good.
-test_unbind "router port deleted" - del_port
+# The netns goes away in the background: wait until its flowtable is gone.
+del_router_ns() {
+	ip netns del "$nsr" && ft_wait_count 30 0
+}
 
-exit $ret
+case_unbind() {
+	topo plain
+	test_unbind "device removed from the flowtable" left \
+		nft_router delete flowtable inet filter f "{ devices = { $rp1 } ; }"
+	test_unbind "flowtable deleted" - \
+		nft_router "flush chain inet filter forward; delete flowtable inet filter f"
+	test_unbind "ruleset flushed" - nft_router flush ruleset
+	test_unbind "router port deleted" - del_port
+
+	# A new port 1, for the namespace case.
+	rp1=$(create_netdevsim_port $IDR "$nsr" 1)
+	if [ -z "$rp1" ] || ! nsim_link "$nsr" "$rp1" "$ns2" "$h2"; then
+		fail "router port re-created"
+		return
+	fi
+	topo plain
+	# Its ports go back to init_net: the rules must go with the flowtable.
+	test_unbind "router netns deleted" left del_router_ns
+}
+
+# Many flows at once: each one UDP datagram each way.
+case_scale() {
+	local n=1000 hw fd
+
+	kill_flows
+	load_ruleset none
+	ip netns exec "$ns2" python3 "$tmp/flows.py" server ipv4 5301 &
+	local server=$!
+	wait_listen "$ns2" udp 5301
+	rm -f "$tmp/fifo" "$tmp/cout" && mkfifo "$tmp/fifo"
+	ip netns exec "$ns1" python3 "$tmp/flows.py" many ipv4 10.0.2.99 5301 $n \
+		< "$tmp/fifo" > "$tmp/cout" &
+	local client=$!
+	exec {fd}>"$tmp/fifo"
+	slowwait 90 sh -c "[ -s $tmp/cout ]"
+	check "scale: $n flows answered" [ "$(cat "$tmp/cout")" = $n ]
+	ft_wait_count 120 $((2 * n))
+	hw=$(ip netns exec "$nsr" conntrack -L -p udp --dport 5301 2>/dev/null |
+	     grep -c HW_OFFLOAD)
+	echo "# rules: $(ft_count), [HW_OFFLOAD] entries: $hw"
+	check "scale: $((2 * n)) rules in the engine" [ "$(ft_count)" -eq $((2 * n)) ]
+	check "scale: $n conntrack entries HW_OFFLOAD" [ "$hw" -eq $n ]
+	exec {fd}>&-
+	kill $client $server 2>/dev/null
+	wait $client $server 2>/dev/null
+	ip netns exec "$nsr" conntrack -F 2>/dev/null
+	if ft_wait_count 60 0; then
+		pass "scale: all rules removed"
+	else
+		fail "scale: $(ft_count) rules left"
+	fi
+}
+
+for f in $FAMILIES; do
+	case $f in
+	nat|encap|teardown|fallback|scale|unbind) ;;
+	*) ktap_exit_fail_msg "unknown case family $f" ;;
+	esac
+done
+# unbind deletes a router port and the router: it runs last.
+for f in $FAMILIES; do
+	[ "$f" = unbind ] || "case_$f"
+done
+case " $FAMILIES " in *" unbind "*) case_unbind ;; esac
+
+ktap_set_plan $((KTAP_TESTNO - 1))
+ktap_finished
