@@ -4,7 +4,7 @@
 # builds a second kernel (build/kout-debug) with kmemleak, lockdep, KASAN
 # and reference tracking (selftests/debug.config) and runs the project's
 # tests on it with two vCPUs. Any report fails the run.
-#   TESTS=... VNG_CPUS=... work as for scripts/test.sh.
+#   TESTS=... TESTS_FILE=... VNG_CPUS=... work as for scripts/test.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -12,6 +12,11 @@ source "$(dirname "$0")/lib.sh"
 git -C "$KTREE" rev-parse -q --verify base >/dev/null 2>&1 || "$TOP/scripts/mktree.sh"
 export KOUT=$BUILD/kout-debug
 EXTRA_CONFIG="$TOP/selftests/debug.config" "$TOP/scripts/build.sh"
-export TESTS=${TESTS:-nft_flowtable_hw_offload}
+# The end-to-end test by default, with the time a debug kernel needs
+# (tests.txt's timeouts are for the test kernel).
+if [ -z "${TESTS:-}" ] && [ -z "${TESTS_FILE:-}" ]; then
+	export TESTS_FILE=$BUILD/debug-tests.txt
+	echo "net/netfilter nft_flowtable_hw_offload.sh 3600" > "$TESTS_FILE"
+fi
 export VNG_CPUS=${VNG_CPUS:-2} VNG_MEM=${VNG_MEM:-4G}
 exec "$TOP/selftests/run.sh"

@@ -12,6 +12,7 @@
 #   VNG_CPUS=2           two vCPUs (single-threaded TCG, see infra notes)
 #   VNG_ACCEL=kvm|tcg    default tcg: the nested KVM here does not boot guests
 #   KUNIT=0              no KUnit boot (while working on a selftest)
+#   LOG_LINES=N          lines of each test's log to print (default 40)
 set -uo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
