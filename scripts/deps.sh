@@ -14,7 +14,7 @@ PKGS=(
 	make gcc flex bison bc libelf-dev libssl-dev dwarves ccache cpio rsync
 	xz-utils git perl python3
 	# checks
-	sparse codespell python3-ply coccinelle git-email python3-docutils
+	sparse codespell python3-ply python3-git coccinelle git-email python3-docutils
 	# VM runner (virtme-ng's bookworm dependencies) and its guest init
 	qemu-system-x86 busybox-static python3-argcomplete python3-requests kbd
 	file kmod udev
