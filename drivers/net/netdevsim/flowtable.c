@@ -99,6 +99,7 @@ struct nsim_ft {
 	unsigned int count;
 	u64 max;
 	struct dentry *ddir;
+	bool fail_bind;
 	bool fail_add;
 	bool fail_del;
 	bool fail_stats;
@@ -513,12 +514,14 @@ static int nsim_ft_rule_destroy(struct netdevsim *ns, struct flow_cls_offload *c
 
 	mutex_lock(&ft->lock);
 	r = nsim_ft_lookup(ft, ns, cls->cookie);
-	if (!r)
+	if (!r) {
 		err = -ENOENT;
-	else if (ft->fail_del)
+	} else if (ft->fail_del) {
+		NSIM_EA(cls->common.extack, "injected failure (fail_del)");
 		err = -EIO;
-	else
+	} else {
 		nsim_ft_rule_unlink(ft, r);
+	}
 	mutex_unlock(&ft->lock);
 
 	return err;
@@ -536,6 +539,7 @@ static int nsim_ft_rule_stats(struct netdevsim *ns, struct flow_cls_offload *cls
 	if (!r) {
 		err = -ENOENT;
 	} else if (ft->fail_stats) {
+		NSIM_EA(cls->common.extack, "injected failure (fail_stats)");
 		err = -EIO;
 	} else {
 		/* The core adds what it is given: report the delta. */
@@ -601,6 +605,11 @@ int nsim_ft_setup(struct netdevsim *ns, struct flow_block_offload *f)
 {
 	struct nsim_ft *ft = ns->nsim_dev->ft;
 	int err;
+
+	if (f->command == FLOW_BLOCK_BIND && ft->fail_bind) {
+		NSIM_EA(f->extack, "injected failure (fail_bind)");
+		return -EOPNOTSUPP;
+	}
 
 	mutex_lock(&nsim_ft_block_lock);
 	err = flow_block_cb_setup_simple(f, &nsim_ft_block_cb_list,
@@ -981,6 +990,7 @@ int nsim_ft_create(struct nsim_dev *nsim_dev)
 
 	ft->ddir = debugfs_create_dir("flowtable", nsim_dev->ddir);
 	debugfs_create_file("rules", 0400, ft->ddir, ft, &nsim_ft_rules_fops);
+	debugfs_create_bool("fail_bind", 0600, ft->ddir, &ft->fail_bind);
 	debugfs_create_bool("fail_add", 0600, ft->ddir, &ft->fail_add);
 	debugfs_create_bool("fail_del", 0600, ft->ddir, &ft->fail_del);
 	debugfs_create_bool("fail_stats", 0600, ft->ddir, &ft->fail_stats);

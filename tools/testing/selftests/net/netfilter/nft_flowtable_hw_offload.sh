@@ -23,6 +23,12 @@
 #              (the core polls the hardware counters), then expiring idle
 #   fallback   the engine refuses every flow: traffic stays in software
 #   scale      1000 concurrent UDP flows offloaded and torn down
+#   observe    what the core reports: the exact counters of
+#              /proc/net/stat/nf_flowtable and the nf_flowtable trace
+#              events (with the driver's reason) for flows accepted,
+#              refused (injected fault, full table, a port of another
+#              device as egress) and polled, and the driver's reason for
+#              refusing to bind, as a netlink client (YNL) receives it
 #   unbind     device removed, flowtable deleted, ruleset flushed, router
 #              port deleted, router netns deleted: no rule outlives them
 #              (last: it deletes the router)
@@ -42,7 +48,7 @@ source "$net_netfilter_dir/../../kselftest/ktap_helpers.sh"
 
 VERBOSE=0
 [ "${1:-}" = "-v" ] && { VERBOSE=1; shift; }
-FAMILIES=${*:-nat encap teardown fallback scale unbind}
+FAMILIES=${*:-nat encap teardown fallback scale observe unbind}
 
 checktool "nft --version" "run test without nft"
 checktool "socat -h" "run test without socat"
@@ -59,16 +65,20 @@ DEBUGFS=/sys/kernel/debug
 ID1=$((1024 + RANDOM % 256))
 IDR=$((ID1 + 256))
 ID2=$((ID1 + 512))
+IDX=$((ID1 + 768))
+ID3=$((ID1 + 1024))
+TRACE_INST=""
 tmp=$(mktemp -d)
 
 cleanup() {
 	for ns in "$ns1" "$ns2" "$nsr"; do
 		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
 	done
-	for id in $ID1 $IDR $ID2; do
+	for id in $ID1 $IDR $ID2 $IDX $ID3; do
 		cleanup_netdevsim "$id"
 	done
 	cleanup_all_ns
+	[ -z "$TRACE_INST" ] || rmdir "$TRACE_INST"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -235,7 +245,7 @@ table inet filter {
 	counter routed { }
 	flowtable f {
 		hook ingress priority 0
-		devices = { $rp0, $rp1 }
+		devices = { $rp0, $rp1${FT_EXTRA_DEV:+, $FT_EXTRA_DEV} }
 		flags offload
 	}
 	chain forward {
@@ -807,31 +817,44 @@ case_unbind() {
 	test_unbind "router netns deleted" - del_router_ns
 }
 
+# udp_flows N ADDR PORT: N UDP flows from host 1 to a server on host 2
+# at ADDR:PORT, one datagram each way, open until udp_flows_end.
+# Succeeds if every flow had its answer.
+udp_flows() {
+	local n=$1 addr=$2 port=$3
+
+	ip netns exec "$ns2" python3 "$tmp/flows.py" server ipv4 "$port" &
+	UDP_SERVER=$!
+	wait_listen "$ns2" udp "$port"
+	rm -f "$tmp/fifo" "$tmp/cout" && mkfifo "$tmp/fifo"
+	ip netns exec "$ns1" python3 "$tmp/flows.py" many ipv4 "$addr" "$port" \
+		"$n" < "$tmp/fifo" > "$tmp/cout" &
+	UDP_CLIENT=$!
+	exec {UDP_FD}>"$tmp/fifo"
+	slowwait 90 sh -c "[ -s $tmp/cout ]"
+	[ "$(cat "$tmp/cout")" = "$n" ]
+}
+
+udp_flows_end() {
+	exec {UDP_FD}>&-
+	kill "$UDP_CLIENT" "$UDP_SERVER" 2>/dev/null
+	wait "$UDP_CLIENT" "$UDP_SERVER" 2>/dev/null
+}
+
 # Many flows at once: each one UDP datagram each way.
 case_scale() {
-	local n=1000 hw fd
+	local n=1000 hw
 
 	kill_flows
 	load_ruleset none
-	ip netns exec "$ns2" python3 "$tmp/flows.py" server ipv4 5301 &
-	local server=$!
-	wait_listen "$ns2" udp 5301
-	rm -f "$tmp/fifo" "$tmp/cout" && mkfifo "$tmp/fifo"
-	ip netns exec "$ns1" python3 "$tmp/flows.py" many ipv4 10.0.2.99 5301 $n \
-		< "$tmp/fifo" > "$tmp/cout" &
-	local client=$!
-	exec {fd}>"$tmp/fifo"
-	slowwait 90 sh -c "[ -s $tmp/cout ]"
-	check "scale: $n flows answered" [ "$(cat "$tmp/cout")" = $n ]
+	check "scale: $n flows answered" udp_flows $n 10.0.2.99 5301
 	ft_wait_count 120 $((2 * n))
 	hw=$(ip netns exec "$nsr" conntrack -L -p udp --dport 5301 2>/dev/null |
 	     grep -c HW_OFFLOAD)
 	echo "# rules: $(ft_count), [HW_OFFLOAD] entries: $hw"
 	check "scale: $((2 * n)) rules in the engine" [ "$(ft_count)" -eq $((2 * n)) ]
 	check "scale: $n conntrack entries HW_OFFLOAD" [ "$hw" -eq $n ]
-	exec {fd}>&-
-	kill $client $server 2>/dev/null
-	wait $client $server 2>/dev/null
+	udp_flows_end
 	ip netns exec "$nsr" conntrack -F 2>/dev/null
 	if ft_wait_count 60 0; then
 		pass "scale: all rules removed"
@@ -840,9 +863,315 @@ case_scale() {
 	fi
 }
 
+# The router's column $1 of /proc/net/stat/nf_flowtable, summed over the
+# CPUs (one may count a flow in and another out).
+ft_stat() {
+	ip netns exec "$nsr" awk -v c="$1" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) n = i; next }
+		n { s += $n }
+		END { if (!n) exit 1; print s + 0 }' /proc/net/stat/nf_flowtable
+}
+
+FT_STATS="hw_flows hw_add hw_add_ok hw_add_nodev hw_add_err hw_del hw_stats hw_stats_err"
+declare -A STAT0
+
+ft_stat_mark() {
+	local c
+
+	for c in $FT_STATS; do STAT0[$c]=$(ft_stat "$c") || return 1; done
+}
+
+# How far counter $1 moved since ft_stat_mark.
+ft_stat_delta() {
+	echo $(( $(ft_stat "$1") - STAT0[$1] ))
+}
+
+# Whether counter $1 moved by $2 since ft_stat_mark.
+ft_stat_is() {
+	[ "$(ft_stat_delta "$1")" -eq "$2" ]
+}
+
+# ft_stat_check WHAT [COUNTER=DELTA]...: every counter moved by exactly
+# the DELTA given for it, or not at all.
+ft_stat_check() {
+	local what=$1 a c d want bad=""
+	local -A exp=()
+
+	shift
+	for a in "$@"; do exp[${a%%=*}]=${a#*=}; done
+	for c in $FT_STATS; do
+		d=$(ft_stat_delta "$c")
+		want=${exp[$c]:-0}
+		[ "$d" -eq "$want" ] || bad="$bad $c=$d (want $want)"
+	done
+	if [ -z "$bad" ]; then
+		pass "$what: counters"
+	else
+		fail "$what: counters:$bad"
+	fi
+}
+
+TRACE=/sys/kernel/tracing
+TRACING=0
+
+# Record the nf_flowtable trace events, if the kernel has them, in a
+# tracing instance of our own: the global buffer is the user's.
+trace_start() {
+	[ -d $TRACE/events ] || mount -t tracefs none $TRACE 2>/dev/null
+	[ -d $TRACE/events/nf_flowtable ] || return 0
+	TRACE_INST=$TRACE/instances/nft_flowtable_hw_offload_$$
+	mkdir "$TRACE_INST" &&
+		echo 1 > "$TRACE_INST/events/nf_flowtable/enable" && TRACING=1
+}
+
+trace_stop() {
+	[ -n "$TRACE_INST" ] && rmdir "$TRACE_INST"
+	TRACING=0 TRACE_INST=""
+}
+
+trace_clear() {
+	[ $TRACING = 0 ] || : > "$TRACE_INST/trace"
+}
+
+# How many recorded events hold every one of the strings given.
+trace_count() {
+	local lines s
+
+	lines=$(cat "$TRACE_INST/trace")
+	for s in "$@"; do lines=$(grep -F -- "$s" <<< "$lines"); done
+	if [ -n "$lines" ]; then wc -l <<< "$lines"; else echo 0; fi
+}
+
+# trace_check WHAT N STRING...: N events hold all the strings.
+trace_check() {
+	local what=$1 n=$2 got
+
+	shift 2
+	if [ $TRACING = 0 ]; then
+		ktap_test_skip "$what (no nf_flowtable trace events)"
+		return
+	fi
+	got=$(trace_count "$@")
+	if [ "$got" -eq "$n" ]; then
+		pass "$what"
+	else
+		fail "$what: $got events, not $n"
+		grep -F -- "$1" "$TRACE_INST/trace" | head -n 4 | sed 's/^/# /'
+	fi
+}
+
+# observe_flows WHAT ADDR RULES DEV ANSWER: N UDP flows from host 1 to
+# ADDR through the router's port DEV, of which the engine installs RULES
+# rules. The counters must show each flow added once, accepted or refused,
+# and deleted once when conntrack drops it; the trace, both directions of
+# each flow with the drivers' ANSWER ("accepted=N err=E msg=...").
+OBS_N=8
+observe_flows() {
+	local what=$1 addr=$2 rules=$3 dev=$4 answer=$5
+	local port=$((5400 + RANDOM % 100)) ok=$OBS_N err=0 flows=$OBS_N
+
+	[ "$rules" -eq 0 ] && ok=0 err=$OBS_N flows=0
+	trace_clear
+	ft_stat_mark || { fail "$what: no hw_* counters"; return; }
+	if ! udp_flows $OBS_N "$addr" $port; then
+		fail "$what: $OBS_N flows answered"
+		udp_flows_end
+		return
+	fi
+	slowwait 30 ft_stat_is hw_add $OBS_N
+	ft_wait_count 10 "$rules"
+	check "$what: $rules rules in the engine" [ "$(ft_count)" -eq "$rules" ]
+	ft_stat_check "$what: $OBS_N flows" hw_add=$OBS_N hw_add_ok=$ok \
+		hw_add_err=$err hw_flows=$flows
+	say "$what: the router's /proc/net/stat/nf_flowtable"
+	show ip netns exec "$nsr" cat /proc/net/stat/nf_flowtable
+	trace_check "$what: trace of the original directions" $OBS_N \
+		"nf_flowtable_offload_add: dev=$rp0 proto=17 src=10.0.1.99:" \
+		"dst=$addr:$port dir=original $answer"
+	trace_check "$what: trace of the reply directions" $OBS_N \
+		"nf_flowtable_offload_add: dev=$dev proto=17 src=$addr:$port " \
+		"dst=10.0.1.99:" "dir=reply $answer"
+	if [ $TRACING = 1 ]; then
+		say "$what: the first trace events"
+		show grep -m 2 -F nf_flowtable_offload_add: "$TRACE_INST/trace"
+	fi
+
+	udp_flows_end
+	ip netns exec "$nsr" conntrack -D -p udp --orig-port-dst $port >/dev/null 2>&1
+	slowwait 30 ft_stat_is hw_del $OBS_N
+	ft_wait_count 10 0
+	ft_stat_check "$what: $OBS_N flows deleted" hw_add=$OBS_N hw_add_ok=$ok \
+		hw_add_err=$err hw_del=$OBS_N
+	trace_check "$what: trace of the deletes" $((2 * OBS_N)) \
+		"nf_flowtable_offload_del: " ":$port "
+}
+
+# Flows that expire in hardware after polls of their counters: how many
+# polls the gc makes depends on timing, so only their outcome is exact.
+observe_stats() {
+	local what=$1 fault=$2 port=$((5500 + RANDOM % 100)) polls failed=0
+	local answer
+
+	ft_fault fail_stats "$fault"
+	trace_clear
+	ft_stat_mark || { fail "$what: no hw_* counters"; return; }
+	udp_flows $OBS_N 10.0.2.99 $port || fail "$what: $OBS_N flows answered"
+	slowwait 30 ft_stat_is hw_del $OBS_N
+	ft_wait_count 10 0
+	udp_flows_end
+	ft_fault fail_stats 0
+	polls=$(ft_stat_delta hw_stats)
+	[ "$fault" = 1 ] && failed=$polls
+	echo "# $what: $polls polls"
+	check "$what: counters were polled" [ "$polls" -gt 0 ]
+	ft_stat_check "$what" hw_add=$OBS_N hw_add_ok=$OBS_N hw_del=$OBS_N \
+		hw_stats="$polls" hw_stats_err=$failed
+	if [ "$fault" = 1 ]; then
+		answer='accepted=0 err=-5 msg="netdevsim: injected failure (fail_stats)"'
+	else
+		answer="accepted=1 err=0"
+	fi
+	trace_check "$what: trace of the polls" $((2 * polls)) \
+		"nf_flowtable_offload_stats: " ":$port " "$answer"
+	ip netns exec "$nsr" conntrack -D -p udp --orig-port-dst $port >/dev/null 2>&1
+}
+
+# The size of the router's rule table.
+ft_size() {
+	ip netns exec "$nsr" devlink resource show netdevsim/netdevsim$IDR |
+		awk '/flowtable_rules/ { for (i = 1; i < NF; i++)
+					 if ($i == "size") print $(i + 1) }'
+}
+
+# Give the router's device a rule table of $1 entries: devlink applies the
+# size by reloading the device, which re-creates its ports; give them
+# their names and cables back.
+router_resize() {
+	local dev
+
+	ip netns exec "$nsr" nft flush ruleset
+	ip netns exec "$nsr" devlink resource set netdevsim/netdevsim$IDR \
+		path /flowtable_rules size "$1" &&
+	ip netns exec "$nsr" devlink dev reload netdevsim/netdevsim$IDR ||
+		return 1
+	dev=$(ip netns exec "$nsr" ls /sys/bus/netdevsim/devices/netdevsim$IDR/net)
+	ip -net "$nsr" link set "$dev" name "$rp0" &&
+	ip -net "$nsr" link set "$rp0" up &&
+	[ "$(create_netdevsim_port $IDR "$nsr" 1)" = "$rp1" ] &&
+	nsim_link "$ns1" "$h1" "$nsr" "$rp0" &&
+	nsim_link "$nsr" "$rp1" "$ns2" "$h2"
+}
+
+YNL=$net_netfilter_dir/../../../../net/ynl/pyynl/cli.py
+
+# Add a flowtable holding device $1 with YNL, which prints the extack
+# message nft does not; succeeds if the kernel refused it for reason $2.
+ynl_bind_refused() {
+	local out created=0
+
+	ip netns exec "$nsr" nft add table inet obs || return 1
+	out=$(ip netns exec "$nsr" python3 "$YNL" --family nftables \
+		--multi batch-begin '{"res-id": 10}' \
+		--multi newflowtable '{"table": "obs", "name": "f",
+			"nfgen-family": 1, "flags": 1,
+			"hook": {"num": 0, "priority": 0,
+				 "devs": {"name": ["'"$1"'"]}}}' \
+		--multi batch-end '{"res-id": 10}' 2>&1)
+	echo "$out" | sed 's/^/# ynl: /'
+	ip netns exec "$nsr" nft list flowtable inet obs f >/dev/null 2>&1 &&
+		created=1
+	ip netns exec "$nsr" nft delete table inet obs
+	[ $created = 0 ] && grep -qF -- "$2" <<< "$out"
+}
+
+case_observe() {
+	local tmo size rx h3 veth=obsveth
+
+	if [ ! -r /proc/net/stat/nf_flowtable ]; then
+		ktap_test_skip "observe: no /proc/net/stat/nf_flowtable"
+		return
+	fi
+	kill_flows
+	topo plain
+
+	# The driver's reason for refusing a device reaches user space.
+	if [ ! -f "$YNL" ] || ! python3 -c 'import yaml, jsonschema' 2>/dev/null; then
+		# YNL comes with the kernel tree and needs PyYAML and jsonschema.
+		ktap_test_skip "bind refused: reason in the extack (no YNL)"
+		ktap_test_skip "bind to a device without offload: reason in the extack"
+	else
+		ft_fault fail_bind 1
+		check "bind refused: reason in the extack" \
+			ynl_bind_refused "$rp0" "$rp0: netdevsim: injected failure (fail_bind)"
+		ft_fault fail_bind 0
+		ip -net "$nsr" link add $veth type veth peer name ${veth}p
+		check "bind to a device without offload: reason in the extack" \
+			ynl_bind_refused $veth "$veth: device cannot offload flowtables"
+		ip -net "$nsr" link del $veth
+	fi
+
+	# No gc poll of the hardware counters while the flows below live: the
+	# gc polls a flow only once less than 90% of its timeout is left.
+	tmo=$(ip netns exec "$nsr" sysctl -n net.netfilter.nf_flowtable_udp_timeout)
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=3600
+
+	trace_start
+	load_ruleset none
+	observe_flows "accepted" 10.0.2.99 $((2 * OBS_N)) "$rp1" \
+		'accepted=1 err=0 msg=""'
+	ft_fault fail_add 1
+	observe_flows "refused: injected fault" 10.0.2.99 0 "$rp1" \
+		'accepted=0 err=-5 msg="netdevsim: injected failure (fail_add)"'
+	ft_fault fail_add 0
+
+	# A port of another device in the flowtable: the engine cannot send
+	# a flow out of it.
+	rx=$(create_netdevsim $IDX "$nsr")
+	h3=$(create_netdevsim $ID3 "$ns2")
+	if [ -n "$rx" ] && [ -n "$h3" ] && nsim_link "$nsr" "$rx" "$ns2" "$h3"; then
+		ip -net "$nsr" addr add 10.0.3.1/24 dev "$rx"
+		ip -net "$ns2" addr add 10.0.3.99/24 dev "$h3"
+		ip -net "$ns2" route add 10.0.1.0/24 via 10.0.3.1 dev "$h3"
+		FT_EXTRA_DEV=$rx load_ruleset none
+		local why="netdevsim: egress device is not a port of this device"
+		observe_flows "refused: egress on another device" 10.0.3.99 0 \
+			"$rx" "accepted=0 err=-95 msg=\"$why\""
+		ip -net "$ns2" route del 10.0.1.0/24 via 10.0.3.1 dev "$h3"
+		load_ruleset none
+	else
+		fail "refused: egress on another device: ports of a second device"
+	fi
+	cleanup_netdevsim $IDX
+	cleanup_netdevsim $ID3
+
+	if ! devlink -V >/dev/null 2>&1; then
+		ktap_test_skip "refused: table full (no devlink tool)"
+	else
+		size=$(ft_size)
+		if router_resize 0 && topo plain && load_ruleset none; then
+			observe_flows "refused: table full" 10.0.2.99 0 "$rp1" \
+				'accepted=0 err=-28 msg="netdevsim: flow table is full"'
+		else
+			fail "refused: table full: router device resized"
+		fi
+		router_resize "$size" ||
+			ktap_exit_fail_msg "cannot restore the router's device"
+		topo plain
+		load_ruleset none
+	fi
+
+	# Flows that expire quickly, so that the gc polls their counters.
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=2
+	observe_stats "counters polled" 0
+	observe_stats "counters polled, engine fails" 1
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout="$tmo"
+	trace_stop
+	kill_flows
+}
+
 for f in $FAMILIES; do
 	case $f in
-	nat|encap|teardown|fallback|scale|unbind) ;;
+	nat|encap|teardown|fallback|scale|observe|unbind) ;;
 	*) ktap_exit_fail_msg "unknown case family $f" ;;
 	esac
 done
