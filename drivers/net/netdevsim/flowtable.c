@@ -103,7 +103,10 @@ struct nsim_ft {
 	bool fail_add;
 	bool fail_del;
 	bool fail_stats;
+	bool no_fwd;
 	u32 stale_on_unbind;
+	/* Every REPLACE any port was asked, whatever the answer. */
+	atomic_t replace_calls;
 };
 
 static const struct rhashtable_params nsim_ft_cookie_params = {
@@ -443,13 +446,14 @@ static int nsim_ft_rule_replace(struct netdevsim *ns, struct flow_cls_offload *c
 
 	mutex_lock(&ft->lock);
 	/* The core re-sends REPLACE while software still sees the flow: keep
-	 * the rule. A cookie is a tuple's address and may come back for
-	 * another flow (after a failed DESTROY, say): replace the rule then.
+	 * the rule and say so, as mlx5, mtk and airoha do. A cookie is a
+	 * tuple's address and may come back for another flow (after a failed
+	 * DESTROY, say): replace the rule then.
 	 */
 	old = rhashtable_lookup_fast(&ft->cookies, &r->cookie,
 				     nsim_ft_cookie_params);
 	if (old && !memcmp(&old->d, &r->d, sizeof(r->d))) {
-		err = 0;
+		err = -EEXIST;
 		goto err_unlock;
 	}
 	if (old)
@@ -467,8 +471,11 @@ static int nsim_ft_rule_replace(struct netdevsim *ns, struct flow_cls_offload *c
 	err = rhashtable_lookup_insert_fast(&ft->keys, &r->key_node,
 					    nsim_ft_key_params);
 	if (err) {
-		if (err == -EEXIST)
+		/* Another cookie's rule: not this one, so not -EEXIST. */
+		if (err == -EEXIST) {
 			NSIM_EA(extack, "a rule with the same match is installed");
+			err = -EBUSY;
+		}
 		goto err_unlock;
 	}
 	err = rhashtable_insert_fast(&ft->cookies, &r->cookie_node,
@@ -568,6 +575,7 @@ static int nsim_ft_block_cb(enum tc_setup_type type, void *type_data,
 
 	switch (cls->command) {
 	case FLOW_CLS_REPLACE:
+		atomic_inc(&ns->nsim_dev->ft->replace_calls);
 		return nsim_ft_rule_replace(ns, cls);
 	case FLOW_CLS_DESTROY:
 		return nsim_ft_rule_destroy(ns, cls);
@@ -814,7 +822,7 @@ bool nsim_ft_rx(struct netdevsim *ns, struct sk_buff *skb)
 	void *l3;
 	int i, l4off;
 
-	if (!ft || !READ_ONCE(ft->count))
+	if (!ft || !READ_ONCE(ft->count) || READ_ONCE(ft->no_fwd))
 		return false;
 
 	l4off = nsim_ft_parse_skb(skb, &key, &l3off);
@@ -994,8 +1002,11 @@ int nsim_ft_create(struct nsim_dev *nsim_dev)
 	debugfs_create_bool("fail_add", 0600, ft->ddir, &ft->fail_add);
 	debugfs_create_bool("fail_del", 0600, ft->ddir, &ft->fail_del);
 	debugfs_create_bool("fail_stats", 0600, ft->ddir, &ft->fail_stats);
+	debugfs_create_bool("no_fwd", 0600, ft->ddir, &ft->no_fwd);
 	debugfs_create_u32("stale_on_unbind", 0400, ft->ddir,
 			   &ft->stale_on_unbind);
+	debugfs_create_atomic_t("replace_calls", 0600, ft->ddir,
+				&ft->replace_calls);
 
 	devl_resource_occ_get_register(devlink, NSIM_RESOURCE_FT_RULES,
 				       nsim_ft_occ_get, ft);

@@ -29,9 +29,17 @@
 #              refused (injected fault, full table, a port of another
 #              device as egress) and polled, and the driver's reason for
 #              refusing to bind, as a netlink client (YNL) receives it
+#   capacity   a full table and a refusing engine under steady traffic:
+#              the core stops asking (backoff), the flows keep forwarding
+#              in software, room made in the table is taken; a flow the
+#              engine holds already is counted as installed (-EEXIST)
 #   unbind     device removed, flowtable deleted, ruleset flushed, router
 #              port deleted, router netns deleted: no rule outlives them
 #              (last: it deletes the router)
+#
+# Not run by default, "bench" prints what a full table costs the control
+# plane (driver calls, offload worker time) for a benchmark to compare
+# kernels with; it checks only that the table filled up.
 #
 # The datapath checks need netdevsim (a real device forwards without the
 # kernel seeing it, so only its own counters can tell); they read the rules
@@ -48,7 +56,7 @@ source "$net_netfilter_dir/../../kselftest/ktap_helpers.sh"
 
 VERBOSE=0
 [ "${1:-}" = "-v" ] && { VERBOSE=1; shift; }
-FAMILIES=${*:-nat encap teardown fallback scale observe unbind}
+FAMILIES=${*:-nat encap teardown fallback scale observe capacity unbind}
 
 checktool "nft --version" "run test without nft"
 checktool "socat -h" "run test without socat"
@@ -304,7 +312,8 @@ ft_wait_gone() {
 	slowwait "$secs" sh -c "$cmd true"
 }
 
-# Set a netdevsim fault knob ($1: fail_add, fail_del or fail_stats) to $2.
+# Set a knob of the router's netdevsim flow engine ($1: fail_bind,
+# fail_add, fail_del, fail_stats or no_fwd) to $2.
 ft_fault() {
 	echo "$2" > "$FT_DIR/$1"
 }
@@ -328,10 +337,14 @@ nft_bytes() {
 # sends what it is told on stdin ("N": N datagrams, each after the echo of
 # the last; "t S": one every 10 ms for S seconds) and prints how many
 # echoes came back, and "many", N flows of one datagram each way that stay
-# open until stdin closes; "rst", a TCP client that sends one byte and
-# aborts the connection when stdin closes.
+# open until stdin closes; "steady", N flows that send a datagram each
+# every 200 ms and print their local ports, with "open N" N more (whose
+# ports they print), with "close PORT" one less, and once stdin closes
+# print how many datagrams they sent and got back;
+# "rst", a TCP client that sends one byte and aborts the connection when
+# stdin closes.
 cat > "$tmp/flows.py" <<'EOF'
-import resource, select, socket, struct, sys, time
+import os, resource, select, socket, struct, sys, time
 
 mode, fam = sys.argv[1], sys.argv[2]
 af = socket.AF_INET6 if fam == "ipv6" else socket.AF_INET
@@ -390,6 +403,51 @@ elif mode == "many":
             got += 1
     print(got, flush=True)
     sys.stdin.read()
+elif mode == "steady":
+    socks = {}
+
+    def steady_open(n):
+        new = []
+        for i in range(n):
+            s = socket.socket(af, socket.SOCK_DGRAM)
+            s.connect((addr, port))
+            s.setblocking(False)
+            new.append(s.getsockname()[1])
+            socks[new[-1]] = s
+        print(*new, flush=True)
+
+    steady_open(arg)
+    sent = got = 0
+    cmds = b""
+    while True:
+        for s in socks.values():
+            s.send(b"s")
+            sent += 1
+        end = time.time() + 0.2
+        while time.time() < end:
+            r, _, _ = select.select([sys.stdin] + list(socks.values()), [], [],
+                                    max(end - time.time(), 0))
+            for s in r:
+                if s is sys.stdin:
+                    d = os.read(0, 4096)
+                    if not d:
+                        print(sent, got, flush=True)
+                        sys.exit(0)
+                    cmds += d
+                    while b"\n" in cmds:
+                        line, cmds = cmds.split(b"\n", 1)
+                        cmd, n = line.split()
+                        if cmd == b"open":
+                            steady_open(int(n))
+                        elif int(n) in socks:
+                            socks.pop(int(n)).close()
+                    continue
+                while s.fileno() >= 0:
+                    try:
+                        s.recv(65535)
+                        got += 1
+                    except BlockingIOError:
+                        break
 EOF
 
 # lib.sh's wait_local_port_listen() gives up silently after a second,
@@ -817,22 +875,33 @@ case_unbind() {
 	test_unbind "router netns deleted" - del_router_ns
 }
 
+# udp_start NAME MODE ADDR PORT N: the UDP echo server of host 2 on PORT
+# and a flows.py MODE client of host 1 to ADDR:PORT with argument N that
+# reads $tmp/NAME.in (held open in NAME_FD) and writes $tmp/NAME.out;
+# their pids in NAME_SERVER and NAME_CLIENT.
+udp_start() {
+	local name=$1 mode=$2 addr=$3 port=$4 n=$5 fd
+
+	ip netns exec "$ns2" python3 "$tmp/flows.py" server ipv4 "$port" &
+	printf -v "${name}_SERVER" %s $!
+	wait_listen "$ns2" udp "$port"
+	rm -f "$tmp/$name.in" "$tmp/$name.out" && mkfifo "$tmp/$name.in"
+	ip netns exec "$ns1" python3 "$tmp/flows.py" "$mode" ipv4 "$addr" \
+		"$port" "$n" < "$tmp/$name.in" > "$tmp/$name.out" &
+	printf -v "${name}_CLIENT" %s $!
+	exec {fd}>"$tmp/$name.in"
+	printf -v "${name}_FD" %s "$fd"
+}
+
 # udp_flows N ADDR PORT: N UDP flows from host 1 to a server on host 2
 # at ADDR:PORT, one datagram each way, open until udp_flows_end.
 # Succeeds if every flow had its answer.
 udp_flows() {
 	local n=$1 addr=$2 port=$3
 
-	ip netns exec "$ns2" python3 "$tmp/flows.py" server ipv4 "$port" &
-	UDP_SERVER=$!
-	wait_listen "$ns2" udp "$port"
-	rm -f "$tmp/fifo" "$tmp/cout" && mkfifo "$tmp/fifo"
-	ip netns exec "$ns1" python3 "$tmp/flows.py" many ipv4 "$addr" "$port" \
-		"$n" < "$tmp/fifo" > "$tmp/cout" &
-	UDP_CLIENT=$!
-	exec {UDP_FD}>"$tmp/fifo"
-	slowwait 90 sh -c "[ -s $tmp/cout ]"
-	[ "$(cat "$tmp/cout")" = "$n" ]
+	udp_start UDP many "$addr" "$port" "$n"
+	slowwait 90 sh -c "[ -s $tmp/UDP.out ]"
+	[ "$(cat "$tmp/UDP.out")" = "$n" ]
 }
 
 udp_flows_end() {
@@ -846,6 +915,7 @@ case_scale() {
 	local n=1000 hw
 
 	kill_flows
+	topo plain
 	load_ruleset none
 	check "scale: $n flows answered" udp_flows $n 10.0.2.99 5301
 	ft_wait_count 120 $((2 * n))
@@ -872,13 +942,18 @@ ft_stat() {
 		END { if (!n) exit 1; print s + 0 }' /proc/net/stat/nf_flowtable
 }
 
-FT_STATS="hw_flows hw_add hw_add_ok hw_add_nodev hw_add_err hw_del hw_stats hw_stats_err"
+FT_STATS="hw_flows hw_add hw_add_ok hw_add_nodev hw_add_err hw_del hw_stats
+	  hw_stats_err hw_add_full hw_add_refused"
+# Counters that depend on timing: marked, but not in ft_stat_check.
+FT_STATS_TIMED="hw_backoff hw_add_skip"
 declare -A STAT0
 
 ft_stat_mark() {
 	local c
 
-	for c in $FT_STATS; do STAT0[$c]=$(ft_stat "$c") || return 1; done
+	for c in $FT_STATS $FT_STATS_TIMED; do
+		STAT0[$c]=$(ft_stat "$c") || return 1
+	done
 }
 
 # How far counter $1 moved since ft_stat_mark.
@@ -960,15 +1035,17 @@ trace_check() {
 	fi
 }
 
-# observe_flows WHAT ADDR RULES DEV ANSWER: N UDP flows from host 1 to
-# ADDR through the router's port DEV, of which the engine installs RULES
-# rules. The counters must show each flow added once, accepted or refused,
-# and deleted once when conntrack drops it; the trace, both directions of
-# each flow with the drivers' ANSWER ("accepted=N err=E msg=...").
+# observe_flows WHAT ADDR RULES DEV ANSWER [COUNTER=DELTA]...: N UDP
+# flows from host 1 to ADDR through the router's port DEV, of which the
+# engine installs RULES rules. The counters must show each flow added
+# once, accepted or refused (and the further COUNTER=DELTA given), and
+# deleted once when conntrack drops it; the trace, both directions of each
+# flow with the drivers' ANSWER ("accepted=N err=E msg=...").
 OBS_N=8
 observe_flows() {
 	local what=$1 addr=$2 rules=$3 dev=$4 answer=$5
 	local port=$((5400 + RANDOM % 100)) ok=$OBS_N err=0 flows=$OBS_N
+	local more=("${@:6}")
 
 	[ "$rules" -eq 0 ] && ok=0 err=$OBS_N flows=0
 	trace_clear
@@ -982,7 +1059,7 @@ observe_flows() {
 	ft_wait_count 10 "$rules"
 	check "$what: $rules rules in the engine" [ "$(ft_count)" -eq "$rules" ]
 	ft_stat_check "$what: $OBS_N flows" hw_add=$OBS_N hw_add_ok=$ok \
-		hw_add_err=$err hw_flows=$flows
+		hw_add_err=$err hw_flows=$flows "${more[@]}"
 	say "$what: the router's /proc/net/stat/nf_flowtable"
 	show ip netns exec "$nsr" cat /proc/net/stat/nf_flowtable
 	trace_check "$what: trace of the original directions" $OBS_N \
@@ -1001,7 +1078,7 @@ observe_flows() {
 	slowwait 30 ft_stat_is hw_del $OBS_N
 	ft_wait_count 10 0
 	ft_stat_check "$what: $OBS_N flows deleted" hw_add=$OBS_N hw_add_ok=$ok \
-		hw_add_err=$err hw_del=$OBS_N
+		hw_add_err=$err hw_del=$OBS_N "${more[@]}"
 	trace_check "$what: trace of the deletes" $((2 * OBS_N)) \
 		"nf_flowtable_offload_del: " ":$port "
 }
@@ -1086,8 +1163,77 @@ ynl_bind_refused() {
 	[ $created = 0 ] && grep -qF -- "$2" <<< "$out"
 }
 
+# steady_start N ADDR PORT: N UDP flows from host 1 to ADDR:PORT, each a
+# datagram every 200 ms; their source ports in STEADY_PORTS. steady_open
+# N: N more.
+steady_start() {
+	local n=$1 addr=$2 port=$3
+
+	udp_start STEADY steady "$addr" "$port" "$n"
+	slowwait 30 sh -c "[ -s $tmp/STEADY.out ]"
+	STEADY_PORTS=$(head -n1 "$tmp/STEADY.out")
+	[ "$(wc -w <<< "$STEADY_PORTS")" -eq "$n" ]
+}
+
+steady_open() {
+	local lines
+
+	lines=$(wc -l < "$tmp/STEADY.out")
+	echo "open $1" >&$STEADY_FD
+	slowwait 30 sh -c "[ \$(wc -l < $tmp/STEADY.out) -gt $lines ]"
+}
+
+# End the flows; succeeds if at least 95% of the datagrams came back.
+steady_end() {
+	local sent got
+
+	exec {STEADY_FD}>&-
+	wait "$STEADY_CLIENT"
+	kill "$STEADY_SERVER" 2>/dev/null
+	wait "$STEADY_SERVER" 2>/dev/null
+	read -r sent got < <(tail -n1 "$tmp/STEADY.out")
+	echo "# $got of $sent datagrams came back"
+	[ -n "$got" ] && [ "$sent" -gt 0 ] && [ $((got * 100)) -ge $((sent * 95)) ]
+}
+
+# Source ports of the flows to PORT the router holds in hardware.
+hw_sports() {
+	ip netns exec "$nsr" conntrack -L -p udp --dport "$1" 2>/dev/null |
+		awk '/HW_OFFLOAD/ { for (i = 1; i <= NF; i++)
+				    if ($i ~ /^sport=/) { print substr($i, 7); break } }'
+}
+
+hw_count() {
+	hw_sports "$1" | wc -l
+}
+
+ft_occ() {
+	ip netns exec "$nsr" devlink resource show netdevsim/netdevsim$IDR |
+		awk '/flowtable_rules/ { for (i = 1; i < NF; i++)
+					 if ($i == "occ") print $(i + 1) }'
+}
+
+# A second netdevsim device: router port XDEV_RX, host 2 port XDEV_H3, and
+# the subnet 10.0.3.0/24 between them. The engine of the router's first
+# device cannot send a flow out of it.
+xdev_up() {
+	XDEV_RX=$(create_netdevsim $IDX "$nsr")
+	XDEV_H3=$(create_netdevsim $ID3 "$ns2")
+	[ -n "$XDEV_RX" ] && [ -n "$XDEV_H3" ] &&
+		nsim_link "$nsr" "$XDEV_RX" "$ns2" "$XDEV_H3" || return 1
+	ip -net "$nsr" addr add 10.0.3.1/24 dev "$XDEV_RX"
+	ip -net "$ns2" addr add 10.0.3.99/24 dev "$XDEV_H3"
+	ip -net "$ns2" route add 10.0.1.0/24 via 10.0.3.1 dev "$XDEV_H3"
+}
+
+xdev_down() {
+	ip -net "$ns2" route del 10.0.1.0/24 via 10.0.3.1 2>/dev/null
+	cleanup_netdevsim $IDX
+	cleanup_netdevsim $ID3
+}
+
 case_observe() {
-	local tmo size rx h3 veth=obsveth
+	local tmo size veth=obsveth
 
 	if [ ! -r /proc/net/stat/nf_flowtable ]; then
 		ktap_test_skip "observe: no /proc/net/stat/nf_flowtable"
@@ -1128,31 +1274,33 @@ case_observe() {
 
 	# A port of another device in the flowtable: the engine cannot send
 	# a flow out of it.
-	rx=$(create_netdevsim $IDX "$nsr")
-	h3=$(create_netdevsim $ID3 "$ns2")
-	if [ -n "$rx" ] && [ -n "$h3" ] && nsim_link "$nsr" "$rx" "$ns2" "$h3"; then
-		ip -net "$nsr" addr add 10.0.3.1/24 dev "$rx"
-		ip -net "$ns2" addr add 10.0.3.99/24 dev "$h3"
-		ip -net "$ns2" route add 10.0.1.0/24 via 10.0.3.1 dev "$h3"
-		FT_EXTRA_DEV=$rx load_ruleset none
+	if xdev_up; then
+		FT_EXTRA_DEV=$XDEV_RX load_ruleset none
 		local why="netdevsim: egress device is not a port of this device"
 		observe_flows "refused: egress on another device" 10.0.3.99 0 \
-			"$rx" "accepted=0 err=-95 msg=\"$why\""
-		ip -net "$ns2" route del 10.0.1.0/24 via 10.0.3.1 dev "$h3"
+			"$XDEV_RX" "accepted=0 err=-95 msg=\"$why\"" \
+			hw_add_refused=$OBS_N
 		load_ruleset none
 	else
 		fail "refused: egress on another device: ports of a second device"
 	fi
-	cleanup_netdevsim $IDX
-	cleanup_netdevsim $ID3
+	xdev_down
 
 	if ! devlink -V >/dev/null 2>&1; then
 		ktap_test_skip "refused: table full (no devlink tool)"
 	else
 		size=$(ft_size)
 		if router_resize 0 && topo plain && load_ruleset none; then
+			# Once a port answered that the table is full, the
+			# core stops asking it for a while: the first flow
+			# costs 3 calls, the others none (4 each before).
+			echo 0 > "$FT_DIR/replace_calls"
 			observe_flows "refused: table full" 10.0.2.99 0 "$rp1" \
-				'accepted=0 err=-28 msg="netdevsim: flow table is full"'
+				'accepted=0 err=-28 msg="' hw_add_full=$OBS_N
+			echo "# refused: table full:" \
+			     "$(cat "$FT_DIR/replace_calls") add calls"
+			check "refused: table full: later flows not offered" \
+				[ "$(cat "$FT_DIR/replace_calls")" -le $OBS_N ]
 		else
 			fail "refused: table full: router device resized"
 		fi
@@ -1171,9 +1319,223 @@ case_observe() {
 	kill_flows
 }
 
+# A table of 2 * CAP_N rules and CAP_N + CAP_K flows, each sending a
+# datagram every 200 ms: CAP_N flows in hardware, CAP_K waiting.
+CAP_N=8
+CAP_K=8
+# Driver calls the waiting flows may cost in CAP_WAIT seconds. The core
+# asks a port that answered -ENOSPC again after 1, 2, 4, 8, then every 16
+# seconds: at most 5 probes in 30 s for each of the 2 ports, a probe
+# costing up to 2 calls (the first request may be a direction of a flow
+# the port does not take); and a request may be on its way to a port when
+# the port is marked: 2 per waiting flow. Without the marks and backoff,
+# the core asks both ports for both directions of each waiting flow
+# about once a second: 4 * CAP_K * CAP_WAIT = 960 calls.
+CAP_WAIT=30
+CAP_BOUND=$((2 * 5 * 2 + 2 * CAP_K))
+
+capacity_full() {
+	local port=$((5600 + RANDOM % 100)) n2=$((2 * CAP_N)) calls p m=2 t0
+
+	# The waiting flows start once the table is full: flows that start
+	# together may each get one direction into the last rules.
+	if ! steady_start $CAP_N 10.0.2.99 $port || ! ft_wait_count 60 $n2 ||
+	   ! steady_open $CAP_K; then
+		fail "capacity: $((CAP_N + CAP_K)) steady flows started"
+		steady_end
+		return
+	fi
+	slowwait 10 sh -c "[ \$(ip netns exec $nsr conntrack -L -p udp \
+			     --dport $port 2>/dev/null | grep -c HW_OFFLOAD) \
+			     -ge $CAP_N ]"
+	check "capacity: $n2 rules in a table of $n2" [ "$(ft_count)" -eq $n2 ]
+	check "capacity: devlink reports occupancy $n2" [ "$(ft_occ)" = $n2 ]
+	check "capacity: $CAP_N flows in hardware" [ "$(hw_count $port)" -eq $CAP_N ]
+
+	echo 0 > "$FT_DIR/replace_calls"
+	ft_stat_mark || fail "capacity: no hw_* counters"
+	sleep $CAP_WAIT
+	calls=$(cat "$FT_DIR/replace_calls")
+	echo "# capacity: $CAP_K flows waited $CAP_WAIT s: $calls add calls" \
+	     "to the driver, $(ft_stat_delta hw_add) add requests," \
+	     "$(ft_stat_delta hw_backoff) refreshes held back," \
+	     "$(ft_stat_delta hw_add_skip) requests skipping a full port"
+	check "capacity: at most $CAP_BOUND add calls in $CAP_WAIT s" \
+		[ "$calls" -le $CAP_BOUND ]
+	check "capacity: the waiting flows backed off" \
+		[ "$(ft_stat_delta hw_backoff)" -gt 0 ]
+	check "capacity: nothing installed meanwhile" \
+		[ "$(ft_stat_delta hw_add_ok)" -eq 0 ]
+
+	# Room for m flows: waiting flows take it within the short backoff's
+	# cap (16 s) and a refresh.
+	for p in $(hw_sports $port | head -n $m); do
+		echo "close $p" >&$STEADY_FD
+		ip netns exec "$nsr" conntrack -D -p udp --orig-port-src "$p" \
+			>/dev/null 2>&1
+	done
+	ft_wait_count 10 $((n2 - 2 * m))
+	t0=$SECONDS
+	if slowwait 20 sh -c "[ \$(ip netns exec $nsr conntrack -L -p udp \
+			       --dport $port 2>/dev/null | grep -c HW_OFFLOAD) \
+			       -ge $CAP_N ]"; then
+		echo "# capacity: room taken within $((SECONDS - t0)) s"
+		pass "capacity: $m waiting flows took the room of $m closed ones"
+	else
+		fail "capacity: $(hw_count $port) flows in hardware, not $CAP_N"
+	fi
+	check "capacity: table full again" [ "$(ft_count)" -eq $n2 ]
+	check "capacity: every flow forwarded" steady_end
+	ip netns exec "$nsr" conntrack -D -p udp --orig-port-dst $port >/dev/null 2>&1
+	ft_wait_count 30 0
+}
+
+# Flows every port refuses (-EOPNOTSUPP): offered on the long backoff.
+capacity_refused() {
+	local port=$((5700 + RANDOM % 100)) n=2 add
+
+	if ! xdev_up; then
+		fail "capacity: refused: ports of a second device"
+		xdev_down
+		return
+	fi
+	FT_EXTRA_DEV=$XDEV_RX load_ruleset none
+	ft_stat_mark || fail "capacity: no hw_* counters"
+	check "capacity: refused: $n steady flows started" \
+		steady_start $n 10.0.3.99 $port
+	sleep $CAP_WAIT
+	add=$(ft_stat_delta hw_add)
+	echo "# capacity: refused: $n flows in $CAP_WAIT s: $add add requests," \
+	     "$(ft_stat_delta hw_backoff) refreshes held back"
+	# The first request and one after 16 s, where upstream asks about
+	# once a second.
+	check "capacity: refused: 2 add requests per flow in $CAP_WAIT s" \
+		[ "$add" -eq $((2 * n)) ]
+	check "capacity: refused: all of them refused" \
+		[ "$(ft_stat_delta hw_add_refused)" -eq "$add" ]
+	check "capacity: refused: forwarded in software" steady_end
+	ip netns exec "$nsr" conntrack -D -p udp --orig-port-dst $port >/dev/null 2>&1
+	load_ruleset none
+	xdev_down
+}
+
+# Rules that forward nothing: software sees the flows' packets and the
+# core asks again, the model answers -EEXIST.
+capacity_eexist() {
+	local port=$((5800 + RANDOM % 100)) n=2
+
+	ft_fault no_fwd 1
+	ft_stat_mark || fail "capacity: no hw_* counters"
+	if steady_start $n 10.0.2.99 $port; then
+		sleep 5
+		check "capacity: -EEXIST: $((2 * n)) rules, no second copy" \
+			[ "$(ft_count)" -eq $((2 * n)) ]
+		echo "# capacity: -EEXIST: $(ft_stat_delta hw_add) add requests"
+		check "capacity: -EEXIST: refreshes counted as installed" \
+			[ "$(ft_stat_delta hw_add_ok)" -gt $n ]
+		check "capacity: -EEXIST: no refresh counted as an error" \
+			[ "$(ft_stat_delta hw_add_err)" -eq 0 ]
+	else
+		fail "capacity: -EEXIST: $n steady flows started"
+	fi
+	steady_end
+	ft_fault no_fwd 0
+	ip netns exec "$nsr" conntrack -D -p udp --orig-port-dst $port >/dev/null 2>&1
+	ft_wait_count 30 0
+}
+
+# How long the offload workers ran, in microseconds, from the workqueue
+# events of a tracing instance: start and end of flow_offload_work_handler
+# paired by worker.
+work_trace_start() {
+	[ -d $TRACE/events ] || mount -t tracefs none $TRACE 2>/dev/null
+	WORK_INST=$TRACE/instances/nft_flowtable_hw_offload_wq_$$
+	mkdir "$WORK_INST" &&
+		echo 1 > "$WORK_INST/events/workqueue/workqueue_execute_start/enable" &&
+		echo 1 > "$WORK_INST/events/workqueue/workqueue_execute_end/enable"
+}
+
+work_trace_stop() {
+	echo 0 > "$WORK_INST/tracing_on"
+	grep -F flow_offload_work_handler "$WORK_INST/trace" |
+		awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+:$/) t = $i + 0
+		       if (/workqueue_execute_start/) s[$1] = t
+		       else if ($1 in s) { sum += t - s[$1]; n++; delete s[$1] } }
+		     END { printf "%d %d\n", sum * 1000000, n }'
+	rmdir "$WORK_INST"
+}
+
+# The "bench" family: CAP_K flows wait CAP_WAIT s for a full table; the
+# figures, without a bound, for a benchmark that compares kernels.
+case_bench() {
+	local port=$((5900 + RANDOM % 100)) n2=$((2 * CAP_N)) size calls add
+	local us works CAP_K=32
+
+	kill_flows
+	topo plain
+	size=$(ft_size)
+	if ! router_resize $n2 || ! topo plain || ! load_ruleset none; then
+		fail "bench: router device resized"
+		return
+	fi
+	if steady_start $CAP_N 10.0.2.99 $port && ft_wait_count 60 $n2 &&
+	   steady_open $CAP_K; then
+		pass "bench: table of $n2 full"
+		sleep 5
+		echo 0 > "$FT_DIR/replace_calls"
+		add=$(ft_stat hw_add)
+		work_trace_start
+		sleep $CAP_WAIT
+		read -r us works < <(work_trace_stop)
+		calls=$(cat "$FT_DIR/replace_calls")
+		add=$(( $(ft_stat hw_add) - add ))
+		echo "# bench: waiting=$CAP_K secs=$CAP_WAIT calls=$calls" \
+		     "add_requests=$add works=$works worker_us=$us"
+	else
+		fail "bench: table of $n2 full"
+	fi
+	steady_end
+	ip netns exec "$nsr" conntrack -D -p udp --orig-port-dst $port >/dev/null 2>&1
+	ft_wait_count 30 0
+	router_resize "$size" ||
+		ktap_exit_fail_msg "cannot restore the router's device"
+	topo plain
+	kill_flows
+}
+
+case_capacity() {
+	local size
+
+	if [ ! -r /proc/net/stat/nf_flowtable ]; then
+		ktap_test_skip "capacity: no /proc/net/stat/nf_flowtable"
+		return
+	fi
+	if ! devlink -V >/dev/null 2>&1; then
+		ktap_test_skip "capacity: no devlink tool"
+		return
+	fi
+	kill_flows
+	topo plain
+	load_ruleset none
+	capacity_eexist
+	capacity_refused
+
+	size=$(ft_size)
+	if router_resize $((2 * CAP_N)) && topo plain && load_ruleset none; then
+		capacity_full
+	else
+		fail "capacity: router device resized"
+	fi
+	router_resize "$size" ||
+		ktap_exit_fail_msg "cannot restore the router's device"
+	topo plain
+	load_ruleset none
+	kill_flows
+}
+
 for f in $FAMILIES; do
 	case $f in
-	nat|encap|teardown|fallback|scale|observe|unbind) ;;
+	nat|encap|teardown|fallback|scale|observe|capacity|bench|unbind) ;;
 	*) ktap_exit_fail_msg "unknown case family $f" ;;
 	esac
 done
