@@ -37,9 +37,13 @@
 #              port deleted, router netns deleted: no rule outlives them
 #              (last: it deletes the router)
 #
-# Not run by default, "bench" prints what a full table costs the control
-# plane (driver calls, offload worker time) for a benchmark to compare
-# kernels with; it checks only that the table filled up.
+# Not run by default, for benchmarks that compare kernels: "bench" prints
+# what a full table costs the control plane (driver calls, offload worker
+# time) and checks only that the table filled up; "rate[:N,...]" offers
+# N (default 10000, then 100000) new UDP flows at once (pktgen) and
+# prints how fast they reach the engine, each flow's time to hardware
+# (p50, p99), the memory per offloaded flow and the kernel CPU time the
+# polls of their counters take while they idle in hardware.
 #
 # The datapath checks need netdevsim (a real device forwards without the
 # kernel seeing it, so only its own counters can tell); they read the rules
@@ -1465,6 +1469,185 @@ work_trace_stop() {
 	rmdir "$WORK_INST"
 }
 
+# pktgen_flows NS DEV MAC SRC DST SPORT NSPORT DPORT NDPORT N: N UDP
+# datagrams from SRC to DST out of DEV of netns NS, to MAC, with source
+# ports counting through SPORT.. (NSPORT of them) and destination ports
+# through DPORT.. (NDPORT): N distinct flows when NSPORT and NDPORT are
+# coprime and N <= NSPORT * NDPORT. pktgen waits while the peer's ring
+# is full, so none is dropped on the way.
+pktgen_flows() {
+	local ns=$1 dev=$2 pg=/proc/net/pktgen
+
+	printf '%s\n' "count ${10}" "pkt_size 60" "delay 0" "clone_skb 0" \
+		"dst_mac $3" "src_min $4" "src_max $4" "dst $5" \
+		"udp_src_min $6" "udp_src_max $(($6 + $7))" \
+		"udp_dst_min $8" "udp_dst_max $(($8 + $9))" > "$tmp/pktgen.$ns"
+	ip netns exec "$ns" sh -c "
+		echo rem_device_all > $pg/kpktgend_0 &&
+		echo 'add_device $dev' > $pg/kpktgend_0 || exit 1
+		while read -r c; do echo \"\$c\" > $pg/$dev || exit 1; done
+		echo start > $pg/pgctrl && grep -q '^Result: OK' $pg/$dev" \
+		< "$tmp/pktgen.$ns"
+}
+
+# Kernel CPU time (system, irq, softirq) of all CPUs so far, in ms.
+kernel_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" \
+		'/^cpu / { printf "%d\n", ($4 + $7 + $8) * 1000 / hz }' /proc/stat
+}
+
+mem_kb() {
+	awk '/^MemAvailable:/ { print $2 }' /proc/meminfo
+}
+
+# Wait up to $3 s for counter $1 to reach $2.
+ft_stat_wait() {
+	local end=$((SECONDS + $3))
+
+	while [ "$(ft_stat "$1")" -lt "$2" ]; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.5
+	done
+}
+
+# rate_latency: from the trace of a rate run, the offload requests of the
+# flows and the answers that installed their original direction, paired
+# by tuple: "flows rate p50_us p99_us" (rate: flows per second from the
+# first request to the last answer).
+rate_latency() {
+	local n first last p50 p99
+
+	awk '
+	function ts() {
+		for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+:$/) return $i + 0
+	}
+	function key() {
+		k = ""
+		for (i = 1; i <= NF; i++) if ($i ~ /^(src|dst)=/) k = k $i
+		return k
+	}
+	/nf_flowtable_offload_request:/ { k = key(); if (!(k in req)) req[k] = ts(); next }
+	/nf_flowtable_offload_add:/ { k = key(); if (!(k in done)) done[k] = ts() }
+	END {
+		first = -1
+		for (k in done) {
+			if (!(k in req)) continue
+			printf "%d\n", (done[k] - req[k]) * 1000000
+			if (first < 0 || req[k] < first) first = req[k]
+			if (done[k] > last) last = done[k]
+		}
+		printf "first %.6f %.6f\n", first, last > "/dev/stderr"
+	}' 2> "$tmp/rate.span" | sort -n > "$tmp/rate.lat"
+	n=$(wc -l < "$tmp/rate.lat")
+	read -r _ first last < "$tmp/rate.span"
+	if [ "$n" -eq 0 ]; then
+		echo "0 0 0 0"
+		return
+	fi
+	p50=$(sed -n "$(( (n - 1) * 50 / 100 + 1 ))p" "$tmp/rate.lat")
+	p99=$(sed -n "$(( (n - 1) * 99 / 100 + 1 ))p" "$tmp/rate.lat")
+	echo "$n $(awk -v n="$n" -v f="$first" -v l="$last" \
+		'BEGIN { printf "%d", (l > f) ? n / (l - f) : 0 }') $p50 $p99"
+}
+
+# One rate run of N flows from host 1 (10.0.1.99, source ports from
+# 10000) to host 2 (10.0.2.99, destination ports from 6000): host 1 sends
+# a datagram on each (conntrack entries in the router), host 2 answers
+# each (the router adds the flows to the flowtable: the requests under
+# test), both hosts drop what reaches them. The flows then idle in
+# hardware under a UDP flowtable timeout of RATE_TMO s, so that the core
+# polls each one's counters at every gc pass once RATE_TMO / 10 s have
+# passed.
+rate_run() {
+	local n=$1 nd=1 nsp port=6000 ports mac0 mac1 t0 cpu0 polls0 mem0 mem1
+	local inst=$TRACE/instances/nft_flowtable_hw_offload_rate_$$ ev
+	local flows=0 rate p50 p99 cpu polls ok=1 RATE_TMO=300 RATE_WIN=10
+
+	# Source ports 10000-60000 at most: more flows take more destination
+	# ports, and an odd count of source ports then keeps them distinct.
+	while [ $(( (n + nd - 1) / nd )) -gt 50000 ]; do nd=$((nd + 1)); done
+	nsp=$(( (n + nd - 1) / nd ))
+	[ $nd -gt 1 ] && [ $((nsp % 2)) = 0 ] && nsp=$((nsp + 1))
+	mac0=$(ip -net "$nsr" -br link show "$rp0" | awk '{ print $3 }')
+	mac1=$(ip -net "$nsr" -br link show "$rp1" | awk '{ print $3 }')
+	ports=$port
+	[ $nd -gt 1 ] && ports=$port-$((port + nd - 1))
+	ip netns exec "$ns1" nft "add table ip rate; add chain ip rate in {" \
+		"type filter hook input priority 0; udp sport $ports drop; }"
+	ip netns exec "$ns2" nft "add table ip rate; add chain ip rate in {" \
+		"type filter hook input priority 0; udp dport $ports drop; }"
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=$RATE_TMO
+
+	ev=$inst/events/nf_flowtable
+	mkdir "$inst" &&
+	echo 65536 > "$inst/buffer_size_kb" &&
+	echo 'cmd == 0' > "$ev/nf_flowtable_offload_request/filter" &&
+	echo 'accepted > 0 && dir == 0' > "$ev/nf_flowtable_offload_add/filter" &&
+	echo 1 > "$ev/nf_flowtable_offload_request/enable" &&
+	echo 1 > "$ev/nf_flowtable_offload_add/enable" || ok=0
+
+	mem0=$(mem_kb)
+	t0=$(date +%s%N)
+	pktgen_flows "$ns1" "$h1" "$mac0" 10.0.1.99 10.0.2.99 10000 $nsp $port $nd $n &&
+	pktgen_flows "$ns2" "$h2" "$mac1" 10.0.2.99 10.0.1.99 $port $nd 10000 $nsp $n || ok=0
+	echo "# rate: $n flows generated in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+	ft_stat_wait hw_flows "$n" $((60 + n / 100)) || ok=0
+	mem1=$(mem_kb)
+	if [ -d "$inst" ]; then
+		echo 0 > "$inst/tracing_on"
+		read -r flows rate p50 p99 < <(rate_latency < "$inst/trace")
+		rmdir "$inst"
+	fi
+	[ "$flows" -eq "$n" ] || ok=0
+	check "rate: $n flows in hardware, each traced" [ $ok = 1 ]
+
+	# Every flow idle in hardware for RATE_TMO / 10 s: polled at each gc
+	# pass from then on.
+	sleep $(( RATE_TMO / 10 + 2 ))
+	cpu0=$(kernel_cpu_ms)
+	polls0=$(ft_stat hw_stats)
+	sleep $RATE_WIN
+	cpu=$(( $(kernel_cpu_ms) - cpu0 ))
+	polls=$(( $(ft_stat hw_stats) - polls0 ))
+	echo "# rate: flows=$n insert_per_s=$rate p50_us=$p50 p99_us=$p99" \
+	     "mem_per_flow_b=$(( (mem0 - mem1) * 1024 / n ))" \
+	     "polls=$polls poll_cpu_ms=$cpu poll_secs=$RATE_WIN"
+	check "rate: $n flows polled" [ "$polls" -gt 0 ]
+
+	ip netns exec "$ns1" nft delete table ip rate
+	ip netns exec "$ns2" nft delete table ip rate
+	ip netns exec "$nsr" conntrack -F 2>/dev/null
+	ft_wait_count $((60 + n / 100)) 0
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=30
+}
+
+case_rate() {
+	local n size max=100000
+
+	modprobe -q pktgen
+	if [ ! -d /proc/net/pktgen ]; then
+		ktap_test_skip "rate: no pktgen"
+		return
+	fi
+	for n in $RATE_FLOWS; do [ "$n" -gt $max ] && max=$n; done
+	kill_flows
+	topo plain
+	size=$(ft_size)
+	if ! router_resize $((2 * max)) || ! topo plain || ! load_ruleset none; then
+		fail "rate: router device resized"
+		return
+	fi
+	[ "$(cat /proc/sys/net/netfilter/nf_conntrack_max)" -ge $((2 * max)) ] ||
+		echo $((2 * max)) > /proc/sys/net/netfilter/nf_conntrack_max
+	for n in $RATE_FLOWS; do
+		rate_run "$n"
+	done
+	router_resize "$size" ||
+		ktap_exit_fail_msg "cannot restore the router's device"
+	topo plain
+	kill_flows
+}
+
 # The "bench" family: CAP_K flows wait CAP_WAIT s for a full table; the
 # figures, without a bound, for a benchmark that compares kernels.
 case_bench() {
@@ -1533,15 +1716,17 @@ case_capacity() {
 	kill_flows
 }
 
+RATE_FLOWS="10000 100000"
 for f in $FAMILIES; do
 	case $f in
-	nat|encap|teardown|fallback|scale|observe|capacity|bench|unbind) ;;
+	nat|encap|teardown|fallback|scale|observe|capacity|bench|rate|unbind) ;;
+	rate:[1-9]*) RATE_FLOWS=${f#rate:} RATE_FLOWS=${RATE_FLOWS//,/ } ;;
 	*) ktap_exit_fail_msg "unknown case family $f" ;;
 	esac
 done
 # unbind deletes a router port and the router: it runs last.
 for f in $FAMILIES; do
-	[ "$f" = unbind ] || "case_$f"
+	[ "$f" = unbind ] || "case_${f%%:*}"
 done
 case " $FAMILIES " in *" unbind "*) case_unbind ;; esac
 
