@@ -45,7 +45,7 @@ throughput)
 	subject="netfilter: nf_flow_table_offload: trace offload requests"
 	self=1
 	family=rate:${FLOWS:-10000,100000} tag="# rate:" row=flows
-	keys="insert_per_s:higher p50_us:lower p99_us:lower
+	keys="insert_per_s:higher p50_us:lower p99_us:lower insert_cpu_ms:lower
 	      mem_per_flow_b:lower polls:higher poll_cpu_ms:lower
 	      poll_us_each:lower"
 	title="new UDP flows at once, then idle in hardware for 10 s"

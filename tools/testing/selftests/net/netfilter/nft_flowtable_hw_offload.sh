@@ -42,8 +42,9 @@
 # time) and checks only that the table filled up; "rate[:N,...]" offers
 # N (default 10000, then 100000) new UDP flows at once (pktgen) and
 # prints how fast they reach the engine, each flow's time to hardware
-# (p50, p99), the memory per offloaded flow and the kernel CPU time the
-# polls of their counters take while they idle in hardware.
+# (p50, p99), the kernel CPU time until all are in hardware, the memory
+# per offloaded flow and the kernel CPU time the polls of their counters
+# take while they idle in hardware.
 #
 # The datapath checks need netdevsim (a real device forwards without the
 # kernel seeing it, so only its own counters can tell); they read the rules
@@ -1506,7 +1507,7 @@ ft_stat_wait() {
 
 	while [ "$(ft_stat "$1")" -lt "$2" ]; do
 		[ $SECONDS -ge $end ] && return 1
-		sleep 0.5
+		sleep 1
 	done
 }
 
@@ -1561,7 +1562,7 @@ rate_latency() {
 rate_run() {
 	local n=$1 nd=1 nsp port=6000 ports mac0 mac1 t0 cpu0 polls0 mem0 mem1
 	local inst=$TRACE/instances/nft_flowtable_hw_offload_rate_$$ ev
-	local flows=0 rate p50 p99 cpu polls ok=1 RATE_TMO=300 RATE_WIN=10
+	local flows=0 rate p50 p99 cpu icpu polls ok=1 RATE_TMO=300 RATE_WIN=10
 
 	# Source ports 10000-60000 at most: more flows take more destination
 	# ports, and an odd count of source ports then keeps them distinct.
@@ -1576,7 +1577,10 @@ rate_run() {
 		"type filter hook input priority 0; udp sport $ports drop; }"
 	ip netns exec "$ns2" nft "add table ip rate; add chain ip rate in {" \
 		"type filter hook input priority 0; udp dport $ports drop; }"
-	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=$RATE_TMO
+	# Conntrack must not drop the first flows before their answers come,
+	# however long sending them takes (a debug kernel takes minutes).
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=$RATE_TMO \
+		net.netfilter.nf_conntrack_udp_timeout=$RATE_TMO
 
 	ev=$inst/events/nf_flowtable
 	mkdir "$inst" &&
@@ -1587,11 +1591,13 @@ rate_run() {
 	echo 1 > "$ev/nf_flowtable_offload_add/enable" || ok=0
 
 	mem0=$(mem_kb)
+	cpu0=$(kernel_cpu_ms)
 	t0=$(date +%s%N)
 	pktgen_flows "$ns1" "$h1" "$mac0" 10.0.1.99 10.0.2.99 10000 $nsp $port $nd $n &&
 	pktgen_flows "$ns2" "$h2" "$mac1" 10.0.2.99 10.0.1.99 $port $nd 10000 $nsp $n || ok=0
 	echo "# rate: $n flows generated in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 	ft_stat_wait hw_flows "$n" $((60 + n / 100)) || ok=0
+	icpu=$(( $(kernel_cpu_ms) - cpu0 ))
 	mem1=$(mem_kb)
 	if [ -d "$inst" ]; then
 		echo 0 > "$inst/tracing_on"
@@ -1610,7 +1616,7 @@ rate_run() {
 	cpu=$(( $(kernel_cpu_ms) - cpu0 ))
 	polls=$(( $(ft_stat hw_stats) - polls0 ))
 	echo "# rate: flows=$n insert_per_s=$rate p50_us=$p50 p99_us=$p99" \
-	     "mem_per_flow_b=$(( (mem0 - mem1) * 1024 / n ))" \
+	     "insert_cpu_ms=$icpu mem_per_flow_b=$(( (mem0 - mem1) * 1024 / n ))" \
 	     "polls=$polls poll_cpu_ms=$cpu poll_secs=$RATE_WIN"
 	check "rate: $n flows polled" [ "$polls" -gt 0 ]
 
@@ -1618,7 +1624,8 @@ rate_run() {
 	ip netns exec "$ns2" nft delete table ip rate
 	ip netns exec "$nsr" conntrack -F 2>/dev/null
 	ft_wait_count $((60 + n / 100)) 0
-	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=30
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=30 \
+		net.netfilter.nf_conntrack_udp_timeout=30
 }
 
 case_rate() {
