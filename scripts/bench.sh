@@ -26,7 +26,7 @@
 #   RUNS=N           boots of each kernel (default 1); figures are averaged
 #   FLOWS=a,b        throughput: the flow counts (default 10000,100000)
 # Takes two kernel builds (the base one in build/bench; a minute with a
-# warm ccache) and, per run and kernel, about 3 minutes (backoff) or 6
+# warm ccache) and, per run and kernel, about 3 minutes (backoff) or 3.5
 # (throughput) of VM time.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
