@@ -111,7 +111,10 @@ while read -r name tree range cover after; do
 			die "$name: red cells on its own base"
 	fi
 
-	fp=(-q -o "$out" --subject-prefix="PATCH $tree" --zero-commit "$start"..HEAD)
+	# "rfc:TREE": a request for comments (and testing) aimed at TREE.
+	prefix="PATCH $tree"
+	[[ "$tree" != rfc:* ]] || prefix="RFC PATCH ${tree#rfc:}"
+	fp=(-q -o "$out" --subject-prefix="$prefix" --zero-commit "$start"..HEAD)
 	[ "$ver" = 1 ] || fp+=(-v "$ver")
 	if [ ${#files[@]} -gt 1 ]; then
 		[ -f "$TOP/$cover" ] || die "$name: cover letter $cover not found"
