@@ -727,6 +727,71 @@ static void nfp_ft_test_callback(struct kunit *test)
 			   "TC offload is disabled on net device");
 }
 
+/* A flowtable rule in the flow table as nfp_flower_add_offload() leaves
+ * it, minus the firmware: the delete path frees it.
+ */
+static struct nfp_fl_payload *nfp_ft_test_installed(struct nfp_app *app,
+						    struct net_device *netdev,
+						    unsigned long cookie)
+{
+	struct nfp_flower_priv *priv = app->priv;
+	struct nfp_fl_payload *flow;
+
+	flow = kzalloc_obj(*flow);
+	if (!flow)
+		return NULL;
+	INIT_LIST_HEAD(&flow->linked_flows);
+	flow->meta.mask_len = NFP_FL_TEST_MASK_LEN;
+	flow->mask_data = kzalloc(NFP_FL_TEST_MASK_LEN, GFP_KERNEL);
+	flow->unmasked_data = kzalloc(NFP_FL_TEST_MASK_LEN, GFP_KERNEL);
+	flow->action_data = kzalloc(NFP_FL_MAX_A_SIZ, GFP_KERNEL);
+	if (!flow->mask_data || !flow->unmasked_data || !flow->action_data)
+		goto err_free;
+	if (nfp_compile_flow_metadata(app, cookie, flow, netdev, NULL))
+		goto err_free;
+	flow->tc_flower_cookie = cookie;
+	flow->nft_flowtable = true;
+	if (rhashtable_insert_fast(&priv->flow_table, &flow->fl_node,
+				   nfp_flower_table_params))
+		goto err_release;
+
+	return flow;
+
+err_release:
+	nfp_modify_flow_metadata(app, flow);
+err_free:
+	kfree(flow->action_data);
+	kfree(flow->unmasked_data);
+	kfree(flow->mask_data);
+	kfree(flow);
+	return NULL;
+}
+
+/* At unbind, the representor's flowtable rules go and its tc rules stay. */
+static void nfp_ft_test_unbind(struct kunit *test)
+{
+	const unsigned long cookie = (unsigned long)test;
+	struct nfp_fl_payload *ft_flow, *found;
+	struct nfp_ft_test *t = test->priv;
+	struct nfp_fl_test_meta *m;
+
+	m = nfp_fl_test_meta_init(test, t->in_dev, cookie);
+	t->app.priv = &m->priv;
+
+	ft_flow = nfp_ft_test_installed(&t->app, t->in_dev, cookie + 1);
+	KUNIT_ASSERT_NOT_NULL(test, ft_flow);
+
+	nfp_flower_ft_flush(&t->app, t->out_dev);
+	found = nfp_flower_search_fl_table(&t->app, cookie + 1, t->in_dev);
+	KUNIT_EXPECT_PTR_EQ(test, found, ft_flow);
+
+	nfp_flower_ft_flush(&t->app, t->in_dev);
+	found = nfp_flower_search_fl_table(&t->app, cookie + 1, t->in_dev);
+	KUNIT_EXPECT_NULL(test, found);
+	found = nfp_flower_search_fl_table(&t->app, cookie, t->in_dev);
+	KUNIT_EXPECT_PTR_EQ(test, found, &m->installed);
+}
+
 static struct kunit_case nfp_ft_test_cases[] = {
 	KUNIT_CASE(nfp_ft_test_routed_ipv4),
 	KUNIT_CASE(nfp_ft_test_snat_ipv4),
@@ -735,6 +800,7 @@ static struct kunit_case nfp_ft_test_cases[] = {
 	KUNIT_CASE(nfp_ft_test_refuse),
 	KUNIT_CASE(nfp_ft_test_match_ipv4),
 	KUNIT_CASE(nfp_ft_test_callback),
+	KUNIT_CASE(nfp_ft_test_unbind),
 	{}
 };
 
