@@ -581,6 +581,18 @@ static void nfp_ft_test_refuse(struct kunit *test)
 	nfp_ft_test_expect_refused(test,
 				   "nfp: unsupported flowtable offload: VLAN push other than 802.1Q");
 
+	/* QinQ: the flowtable's order is not the compiler's */
+	action->num_entries = 4;
+	e = nfp_ft_test_act(t, FLOW_ACTION_VLAN_PUSH);
+	e->vlan.vid = 100;
+	e->vlan.proto = htons(ETH_P_8021Q);
+	e = nfp_ft_test_act(t, FLOW_ACTION_VLAN_PUSH);
+	e->vlan.vid = 200;
+	e->vlan.proto = htons(ETH_P_8021Q);
+	nfp_ft_test_redirect(t);
+	nfp_ft_test_expect_refused(test,
+				   "nfp: unsupported flowtable offload: more than one VLAN push");
+
 	action->num_entries = 0;
 	nfp_ft_test_act(t, FLOW_ACTION_TUNNEL_DECAP);
 	nfp_ft_test_eth(t);
@@ -600,8 +612,16 @@ static void nfp_ft_test_refuse(struct kunit *test)
 	nfp_ft_test_expect_refused(test,
 				   "nfp: unsupported flowtable offload: tunnel or unsupported match key");
 
-	/* An egress device outside the card: the flower compiler says so. */
+	/* nf_flow_rule_match() of a GRE flow: no ports */
 	t->match.dissector.used_keys &= ~BIT_ULL(FLOW_DISSECTOR_KEY_ENC_KEYID);
+	t->match.dissector.used_keys &= ~BIT_ULL(FLOW_DISSECTOR_KEY_PORTS);
+	t->match.key.basic.ip_proto = IPPROTO_GRE;
+	nfp_ft_test_expect_refused(test,
+				   "nfp: unsupported flowtable offload: not TCP or UDP");
+	t->match.dissector.used_keys |= BIT_ULL(FLOW_DISSECTOR_KEY_PORTS);
+	t->match.key.basic.ip_proto = IPPROTO_TCP;
+
+	/* An egress device outside the card: the flower compiler says so. */
 	action->entries[action->num_entries - 1].dev = t->plain_dev;
 	KUNIT_EXPECT_EQ(test, nfp_ft_test_compile(test, ops, ARRAY_SIZE(ops)),
 			-EOPNOTSUPP);
@@ -664,6 +684,28 @@ static void nfp_ft_test_match_ipv4(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ip4->ip_ext.flags, 0);
 	KUNIT_EXPECT_EQ(test, ip4_msk->ip_ext.flags,
 			NFP_FL_TCP_FLAG_FIN | NFP_FL_TCP_FLAG_RST);
+}
+
+/* Binding needs a representor with hw-tc-offload on, and says so. */
+static void nfp_ft_test_bind_refused(struct kunit *test)
+{
+	struct nfp_ft_test *t = test->priv;
+	struct flow_block_offload bo = {
+		.command = FLOW_BLOCK_BIND,
+		.binder_type = FLOW_BLOCK_BINDER_TYPE_CLSACT_INGRESS,
+		.extack = &t->extack,
+	};
+
+	KUNIT_EXPECT_EQ(test, nfp_flower_setup_ft(t->plain_dev, &bo),
+			-EOPNOTSUPP);
+	KUNIT_EXPECT_STREQ(test, t->extack._msg,
+			   "nfp: flowtable offload needs a representor");
+
+	t->in_dev->features &= ~NETIF_F_HW_TC;
+	KUNIT_EXPECT_EQ(test, nfp_flower_setup_ft(t->in_dev, &bo),
+			-EOPNOTSUPP);
+	KUNIT_EXPECT_STREQ(test, t->extack._msg,
+			   "TC offload is disabled on net device");
 }
 
 static int nfp_ft_test_cb(struct kunit *test, enum flow_cls_command cmd,
@@ -767,13 +809,23 @@ err_free:
 	return NULL;
 }
 
-/* At unbind, the representor's flowtable rules go and its tc rules stay. */
+/* At unbind, the representor's flowtable rules go and its tc rules stay,
+ * and the flowtable's requests never touch a tc rule.
+ */
 static void nfp_ft_test_unbind(struct kunit *test)
 {
 	const unsigned long cookie = (unsigned long)test;
 	struct nfp_fl_payload *ft_flow, *found;
+	struct flow_block_cb *block_cb, *next;
 	struct nfp_ft_test *t = test->priv;
+	struct flow_block block = {};
 	struct nfp_fl_test_meta *m;
+	struct flow_block_offload bo = {
+		.command = FLOW_BLOCK_BIND,
+		.binder_type = FLOW_BLOCK_BINDER_TYPE_CLSACT_INGRESS,
+		.block = &block,
+		.extack = &t->extack,
+	};
 
 	m = nfp_fl_test_meta_init(test, t->in_dev, cookie);
 	t->app.priv = &m->priv;
@@ -781,11 +833,28 @@ static void nfp_ft_test_unbind(struct kunit *test)
 	ft_flow = nfp_ft_test_installed(&t->app, t->in_dev, cookie + 1);
 	KUNIT_ASSERT_NOT_NULL(test, ft_flow);
 
+	/* The flowtable's DESTROY of a tc rule's cookie leaves it. */
+	KUNIT_EXPECT_EQ(test, nfp_ft_test_cb(test, FLOW_CLS_DESTROY, cookie),
+			-ENOENT);
+	found = nfp_flower_search_fl_table(&t->app, cookie, t->in_dev);
+	KUNIT_EXPECT_PTR_EQ(test, found, &m->installed);
+
 	nfp_flower_ft_flush(&t->app, t->out_dev);
 	found = nfp_flower_search_fl_table(&t->app, cookie + 1, t->in_dev);
 	KUNIT_EXPECT_PTR_EQ(test, found, ft_flow);
 
-	nfp_flower_ft_flush(&t->app, t->in_dev);
+	/* Bound and unbound as nf_flow_table_offload_setup() does it */
+	INIT_LIST_HEAD(&block.cb_list);
+	INIT_LIST_HEAD(&bo.cb_list);
+	KUNIT_ASSERT_EQ(test, nfp_flower_setup_ft(t->in_dev, &bo), 0);
+	list_splice_init(&bo.cb_list, &block.cb_list);
+	bo.command = FLOW_BLOCK_UNBIND;
+	KUNIT_ASSERT_EQ(test, nfp_flower_setup_ft(t->in_dev, &bo), 0);
+	list_for_each_entry_safe(block_cb, next, &bo.cb_list, list) {
+		list_del(&block_cb->list);
+		flow_block_cb_free(block_cb);
+	}
+
 	found = nfp_flower_search_fl_table(&t->app, cookie + 1, t->in_dev);
 	KUNIT_EXPECT_NULL(test, found);
 	found = nfp_flower_search_fl_table(&t->app, cookie, t->in_dev);
@@ -793,6 +862,7 @@ static void nfp_ft_test_unbind(struct kunit *test)
 }
 
 static struct kunit_case nfp_ft_test_cases[] = {
+	KUNIT_CASE(nfp_ft_test_bind_refused),
 	KUNIT_CASE(nfp_ft_test_routed_ipv4),
 	KUNIT_CASE(nfp_ft_test_snat_ipv4),
 	KUNIT_CASE(nfp_ft_test_snat_ipv6),
