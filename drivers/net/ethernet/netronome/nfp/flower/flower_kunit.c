@@ -377,6 +377,15 @@ static void nfp_ft_test_csum(struct nfp_ft_test *t, u32 flags)
 	nfp_ft_test_act(t, FLOW_ACTION_CSUM)->csum_flags = flags;
 }
 
+/* flow_offload_vlan_push() */
+static void nfp_ft_test_push(struct nfp_ft_test *t, u16 vid, u16 proto)
+{
+	struct flow_action_entry *e = nfp_ft_test_act(t, FLOW_ACTION_VLAN_PUSH);
+
+	e->vlan.vid = vid;
+	e->vlan.proto = htons(proto);
+}
+
 /* flow_offload_redirect() */
 static void nfp_ft_test_redirect(struct nfp_ft_test *t)
 {
@@ -535,14 +544,11 @@ static void nfp_ft_test_vlan(struct kunit *test)
 		NFP_FL_ACTION_OPCODE_OUTPUT,
 	};
 	struct nfp_ft_test *t = test->priv;
-	struct flow_action_entry *e;
 
 	nfp_ft_test_match(t, t->in_dev->ifindex, false, IPPROTO_UDP);
 	nfp_ft_test_eth(t);
 	nfp_ft_test_act(t, FLOW_ACTION_VLAN_POP);
-	e = nfp_ft_test_act(t, FLOW_ACTION_VLAN_PUSH);
-	e->vlan.vid = 100;
-	e->vlan.proto = htons(ETH_P_8021Q);
+	nfp_ft_test_push(t, 100, ETH_P_8021Q);
 	nfp_ft_test_redirect(t);
 
 	nfp_ft_test_expect_ops(test, want, ARRAY_SIZE(want));
@@ -563,7 +569,6 @@ static void nfp_ft_test_refuse(struct kunit *test)
 {
 	struct nfp_ft_test *t = test->priv;
 	struct flow_action *action = &t->rule->action;
-	struct flow_action_entry *e;
 	u8 ops[8];
 
 	nfp_ft_test_match(t, t->in_dev->ifindex, false, IPPROTO_TCP);
@@ -574,21 +579,15 @@ static void nfp_ft_test_refuse(struct kunit *test)
 				   "nfp: unsupported flowtable offload: PPPoE push");
 
 	action->num_entries = 4;
-	e = nfp_ft_test_act(t, FLOW_ACTION_VLAN_PUSH);
-	e->vlan.vid = 100;
-	e->vlan.proto = htons(ETH_P_8021AD);
+	nfp_ft_test_push(t, 100, ETH_P_8021AD);
 	nfp_ft_test_redirect(t);
 	nfp_ft_test_expect_refused(test,
 				   "nfp: unsupported flowtable offload: VLAN push other than 802.1Q");
 
 	/* QinQ: the flowtable's order is not the compiler's */
 	action->num_entries = 4;
-	e = nfp_ft_test_act(t, FLOW_ACTION_VLAN_PUSH);
-	e->vlan.vid = 100;
-	e->vlan.proto = htons(ETH_P_8021Q);
-	e = nfp_ft_test_act(t, FLOW_ACTION_VLAN_PUSH);
-	e->vlan.vid = 200;
-	e->vlan.proto = htons(ETH_P_8021Q);
+	nfp_ft_test_push(t, 100, ETH_P_8021Q);
+	nfp_ft_test_push(t, 200, ETH_P_8021Q);
 	nfp_ft_test_redirect(t);
 	nfp_ft_test_expect_refused(test,
 				   "nfp: unsupported flowtable offload: more than one VLAN push");
