@@ -62,6 +62,25 @@ range_files() {
 	done
 }
 
+# The patch numbers a posting needs, one per line: those of the postings
+# in its "applies after" list (a name, or a patch range that no posting
+# sends, such as one already on the list) and, recursively, theirs.
+dep_ranges() {
+	local d drange dafter i
+
+	for d in ${1//,/ }; do
+		if [[ "$d" =~ ^[0-9]+(-[0-9]+)?$ ]]; then
+			drange=$d dafter=-
+		else
+			read -r drange dafter < <(awk -v n="$d" \
+				'$1 == n { print $3, $5 }' "$plan")
+			[ -n "$drange" ] || die "$plan: $name needs unknown posting $d"
+		fi
+		[ "$dafter" = - ] || dep_ranges "$dafter"
+		for i in $(seq "${drange%-*}" "${drange#*-}"); do echo "$i"; done
+	done
+}
+
 # One work tree for all postings: switching between them is incremental.
 w=$BUILD/send/linux
 if ! git -C "$w" rev-parse -q --verify HEAD >/dev/null 2>&1; then
@@ -77,13 +96,11 @@ while read -r name tree range cover after; do
 	fi
 	[ "$after" != - ] || after=
 	mapfile -t files < <(range_files "$range")
-	# What the posting is applied on: the base plus the postings it needs.
+	# What the posting is applied on: the base plus the postings it needs,
+	# and theirs, in series order.
 	deps=()
-	for d in ${after//,/ }; do
-		drange=$(awk -v n="$d" '$1 == n { print $3 }' "$plan")
-		[ -n "$drange" ] || die "$plan: $name needs unknown posting $d"
-		mapfile -t -O ${#deps[@]} deps < <(range_files "$drange")
-	done
+	mapfile -t deps < <(dep_ranges "$after" | sort -un |
+			    while read -r i; do range_files "$i"; done)
 
 	out=$BUILD/send/$name.mails
 	rm -rf "$out" && mkdir -p "$out"

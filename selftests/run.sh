@@ -147,7 +147,7 @@ fi
 
 # Any kernel splat fails the run, whatever the tests said.
 n=$((n + 1))
-splat_re='WARNING:|BUG:|kernel BUG|Oops|general protection|KASAN|UBSAN|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|refcount_t:|unreferenced object|Call Trace:'
+splat_re='WARNING:|BUG:|ref_tracker:|to become free|kernel BUG|Oops|general protection|KASAN|UBSAN|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|refcount_t:|unreferenced object|Call Trace:'
 splats=$(grep -E "$splat_re" "$rw/dmesg.txt" "$rw/console.log" \
 	 "$kd/dmesg.txt" "$kd/console.log" 2>/dev/null | head -n 20)
 [ -s "$rw/kmemleak.txt" ] && splats+=$'\n'"$(head -n 20 "$rw/kmemleak.txt")"

@@ -13,6 +13,7 @@
 
 #include <linux/debugfs.h>
 #include <linux/etherdevice.h>
+#include <linux/fault-inject.h>
 #include <linux/if_vlan.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
@@ -103,11 +104,19 @@ struct nsim_ft {
 	bool fail_add;
 	bool fail_del;
 	bool fail_stats;
+	/* Random failures, as the fault injection framework configures
+	 * them: of REPLACE, DESTROY and STATS ("fault" in debugfs), and of
+	 * binding a port ("fault_bind"; unbinding cannot fail).
+	 */
+	struct fault_attr fault;
+	struct fault_attr fault_bind;
 	bool no_fwd;
 	u32 stale_on_unbind;
 	/* Every REPLACE any port was asked, whatever the answer. */
 	atomic_t replace_calls;
 };
+
+static DECLARE_FAULT_ATTR(nsim_ft_fault_default);
 
 static const struct rhashtable_params nsim_ft_cookie_params = {
 	.head_offset = offsetof(struct nsim_ft_rule, cookie_node),
@@ -463,6 +472,11 @@ static int nsim_ft_rule_replace(struct netdevsim *ns, struct flow_cls_offload *c
 		err = -EIO;
 		goto err_unlock;
 	}
+	if (should_fail(&ft->fault, 1)) {
+		NSIM_EA(extack, "injected failure (fault)");
+		err = -EIO;
+		goto err_unlock;
+	}
 	if (ft->count >= ft->max) {
 		NSIM_EA(extack, "flow table is full");
 		err = -ENOSPC;
@@ -526,6 +540,9 @@ static int nsim_ft_rule_destroy(struct netdevsim *ns, struct flow_cls_offload *c
 	} else if (ft->fail_del) {
 		NSIM_EA(cls->common.extack, "injected failure (fail_del)");
 		err = -EIO;
+	} else if (should_fail(&ft->fault, 1)) {
+		NSIM_EA(cls->common.extack, "injected failure (fault)");
+		err = -EIO;
 	} else {
 		nsim_ft_rule_unlink(ft, r);
 	}
@@ -547,6 +564,9 @@ static int nsim_ft_rule_stats(struct netdevsim *ns, struct flow_cls_offload *cls
 		err = -ENOENT;
 	} else if (ft->fail_stats) {
 		NSIM_EA(cls->common.extack, "injected failure (fail_stats)");
+		err = -EIO;
+	} else if (should_fail(&ft->fault, 1)) {
+		NSIM_EA(cls->common.extack, "injected failure (fault)");
 		err = -EIO;
 	} else {
 		/* The core adds what it is given: report the delta. */
@@ -617,6 +637,10 @@ int nsim_ft_setup(struct netdevsim *ns, struct flow_block_offload *f)
 	if (f->command == FLOW_BLOCK_BIND && ft->fail_bind) {
 		NSIM_EA(f->extack, "injected failure (fail_bind)");
 		return -EOPNOTSUPP;
+	}
+	if (f->command == FLOW_BLOCK_BIND && should_fail(&ft->fault_bind, 1)) {
+		NSIM_EA(f->extack, "injected failure (fault_bind)");
+		return -EIO;
 	}
 
 	mutex_lock(&nsim_ft_block_lock);
@@ -1002,6 +1026,10 @@ int nsim_ft_create(struct nsim_dev *nsim_dev)
 	debugfs_create_bool("fail_add", 0600, ft->ddir, &ft->fail_add);
 	debugfs_create_bool("fail_del", 0600, ft->ddir, &ft->fail_del);
 	debugfs_create_bool("fail_stats", 0600, ft->ddir, &ft->fail_stats);
+	ft->fault = nsim_ft_fault_default;
+	fault_create_debugfs_attr("fault", ft->ddir, &ft->fault);
+	ft->fault_bind = nsim_ft_fault_default;
+	fault_create_debugfs_attr("fault_bind", ft->ddir, &ft->fault_bind);
 	debugfs_create_bool("no_fwd", 0600, ft->ddir, &ft->no_fwd);
 	debugfs_create_u32("stale_on_unbind", 0400, ft->ddir,
 			   &ft->stale_on_unbind);

@@ -33,6 +33,13 @@
 #              the core stops asking (backoff), the flows keep forwarding
 #              in software, room made in the table is taken; a flow the
 #              engine holds already is counted as installed (-EEXIST)
+#   stress     traffic on 2000 flows for 60 s (stress:SECONDS[:FLOWS]): the
+#              engine fails 5% of its commands, 20% of its binds, and the
+#              configuration churns: ports down and up, a port deleted and
+#              re-created, the flowtable re-added, the ruleset and conntrack
+#              flushed, the router's device re-created; then the rules match
+#              the flows the core holds in hardware and none outlives a
+#              conntrack flush; before that, a failed delete is retried
 #   unbind     device removed, flowtable deleted, ruleset flushed, router
 #              port deleted, router netns deleted: no rule outlives them
 #              (last: it deletes the router)
@@ -61,7 +68,7 @@ source "$net_netfilter_dir/../../kselftest/ktap_helpers.sh"
 
 VERBOSE=0
 [ "${1:-}" = "-v" ] && { VERBOSE=1; shift; }
-FAMILIES=${*:-nat encap teardown fallback scale observe capacity unbind}
+FAMILIES=${*:-nat encap teardown fallback scale observe capacity stress unbind}
 
 checktool "nft --version" "run test without nft"
 checktool "socat -h" "run test without socat"
@@ -947,7 +954,7 @@ ft_stat() {
 		END { if (!n) exit 1; print s + 0 }' /proc/net/stat/nf_flowtable
 }
 
-FT_STATS="hw_flows hw_add hw_add_ok hw_add_nodev hw_add_err hw_del hw_stats
+FT_STATS="hw_flows hw_add hw_add_ok hw_add_nodev hw_add_err hw_del hw_del_err hw_stats
 	  hw_stats_err hw_add_full hw_add_refused"
 # Counters that depend on timing: marked, but not in ft_stat_check.
 FT_STATS_TIMED="hw_backoff hw_add_skip"
@@ -1470,16 +1477,33 @@ work_trace_stop() {
 	rmdir "$WORK_INST"
 }
 
+# pktgen_sink add PORTS | delete: the hosts drop the generator's datagrams
+# (to and from its fixed ports PORTS) in an input chain: no ICMP errors.
+pktgen_sink() {
+	if [ "$1" = delete ]; then
+		ip netns exec "$ns1" nft delete table ip pktgen_sink
+		ip netns exec "$ns2" nft delete table ip pktgen_sink
+		return
+	fi
+	ip netns exec "$ns1" nft "add table ip pktgen_sink;" \
+		"add chain ip pktgen_sink in { type filter hook input" \
+		"priority 0; udp sport $2 drop; }" &&
+	ip netns exec "$ns2" nft "add table ip pktgen_sink;" \
+		"add chain ip pktgen_sink in { type filter hook input" \
+		"priority 0; udp dport $2 drop; }"
+}
+
 # pktgen_flows NS DEV MAC SRC DST SPORT NSPORT DPORT NDPORT N: N UDP
 # datagrams from SRC to DST out of DEV of netns NS, to MAC, with source
 # ports counting through SPORT.. (NSPORT of them) and destination ports
 # through DPORT.. (NDPORT): N distinct flows when NSPORT and NDPORT are
 # coprime and N <= NSPORT * NDPORT. pktgen waits while the peer's ring
-# is full, so none is dropped on the way.
+# is full, so none is dropped on the way. N=0: until stopped;
+# PKTGEN_DELAY: nanoseconds between datagrams (0).
 pktgen_flows() {
 	local ns=$1 dev=$2 pg=/proc/net/pktgen
 
-	printf '%s\n' "count ${10}" "pkt_size 60" "delay 0" "clone_skb 0" \
+	printf '%s\n' "count ${10}" "pkt_size 60" "delay ${PKTGEN_DELAY:-0}" "clone_skb 0" \
 		"dst_mac $3" "src_min $4" "src_max $4" "dst $5" \
 		"udp_src_min $6" "udp_src_max $(($6 + $7))" \
 		"udp_dst_min $8" "udp_dst_max $(($8 + $9))" > "$tmp/pktgen.$ns"
@@ -1563,10 +1587,7 @@ rate_run() {
 	mac1=$(ip -net "$nsr" -br link show "$rp1" | awk '{ print $3 }')
 	ports=$port
 	[ $nd -gt 1 ] && ports=$port-$((port + nd - 1))
-	ip netns exec "$ns1" nft "add table ip rate; add chain ip rate in {" \
-		"type filter hook input priority 0; udp sport $ports drop; }"
-	ip netns exec "$ns2" nft "add table ip rate; add chain ip rate in {" \
-		"type filter hook input priority 0; udp dport $ports drop; }"
+	pktgen_sink add "$ports"
 	# Conntrack must not drop the first flows before their answers come,
 	# however long sending them takes (a debug kernel takes minutes).
 	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=$RATE_TMO \
@@ -1613,8 +1634,7 @@ rate_run() {
 	     "polls=$polls poll_cpu_ms=$cpu poll_secs=$RATE_WIN"
 	check "rate: $n flows polled" [ "$polls" -gt 0 ]
 
-	ip netns exec "$ns1" nft delete table ip rate
-	ip netns exec "$ns2" nft delete table ip rate
+	pktgen_sink delete
 	ip netns exec "$nsr" conntrack -F 2>/dev/null
 	ft_wait_count $((60 + n / 100)) 0
 	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=30 \
@@ -1716,11 +1736,397 @@ case_capacity() {
 	kill_flows
 }
 
+# stress[:SECONDS[:FLOWS]]: FLOWS (2000) UDP flows with traffic both ways
+# (pktgen) for SECONDS (60) while the router's engine fails STRESS_PCT
+# percent of its commands and STRESS_BIND_PCT percent of its binds, and
+# meanwhile router ports go down and up, router port 1 is deleted and
+# re-created, the flowtable is deleted and re-added, the ruleset is
+# flushed and loaded again, conntrack is flushed and, half-way, the
+# router's netdevsim device is deleted and re-created. Then, faults still
+# on, the engine must hold the two rules of every flow the core counts in
+# hardware and none once conntrack is flushed, and the kernel must not be
+# tainted. The runner checks the kernel log (lockdep, KASAN, kmemleak,
+# reference trackers). First, without the churn, the retry of a delete the
+# engine failed (stress_del_retry).
+STRESS_SECS=60
+STRESS_FLOWS=2000
+STRESS_PCT=5
+STRESS_BIND_PCT=20
+STRESS_PORT=7000
+# Fault attributes count down from this: what is left tells how many
+# failures were injected.
+STRESS_TIMES=100000000
+
+# stress_faults PCT BIND_PCT: PCT percent of the router engine's commands
+# and BIND_PCT percent of its binds fail, without a stack dump each.
+stress_faults() {
+	local a pct=$1
+
+	for a in "$FT_DIR/fault" "$FT_DIR/fault_bind"; do
+		echo 0 > "$a/verbose" && echo 1 > "$a/interval" &&
+		echo "$STRESS_TIMES" > "$a/times" &&
+		echo "$pct" > "$a/probability" || return 1
+		pct=$2
+	done
+}
+
+# Failures injected since stress_faults, by attribute: "commands binds".
+stress_faults_count() {
+	echo $((STRESS_TIMES - $(cat "$FT_DIR/fault/times"))) \
+	     $((STRESS_TIMES - $(cat "$FT_DIR/fault_bind/times")))
+}
+
+# One line in $tmp/stress.$1 per event.
+stress_ev() {
+	echo "${2:-1}" >> "$tmp/stress.$1"
+}
+
+stress_evsum() {
+	awk '{ s += $1 } END { print s + 0 }' "$tmp/stress.$1" 2>/dev/null ||
+		echo 0
+}
+
+# stress_port N: (re-)create router port N (0: the device, with its first
+# port) with the name, MAC address, IPv4 address and cable it had. While
+# binds fail, giving it the name of a flowtable device can fail (the
+# netdev notifier refuses the rename): try again.
+stress_port() {
+	local n=$1 dev name mac addr host hdev tries=0
+	local nsim=/sys/bus/netdevsim/devices/netdevsim$IDR
+
+	if [ "$n" = 0 ]; then
+		name=$rp0 mac=$STRESS_MAC0 addr=10.0.1.1/24 host=$ns1 hdev=$h1
+		echo "$IDR 1" | ip netns exec "$nsr" \
+			tee /sys/bus/netdevsim/new_device >/dev/null || return 1
+		stress_faults "$STRESS_PCT" "$STRESS_BIND_PCT" || return 1
+	else
+		name=$rp1 mac=$STRESS_MAC1 addr=10.0.2.1/24 host=$ns2 hdev=$h2
+		echo "$n" | ip netns exec "$nsr" tee $nsim/new_port >/dev/null ||
+			return 1
+	fi
+	dev=$(ip netns exec "$nsr" ls $nsim/net | grep -v '^nsim')
+	ip -net "$nsr" link set "$dev" address "$mac" || return 1
+	until ip -net "$nsr" link set "$dev" name "$name" 2>/dev/null; do
+		stress_ev rename_refused
+		tries=$((tries + 1))
+		[ $tries -lt 100 ] || return 1
+		sleep 0.1
+	done
+	ip -net "$nsr" link set "$name" up &&
+	ip -net "$nsr" addr add $addr dev "$name" &&
+	nsim_link "$nsr" "$name" "$host" "$hdev"
+}
+
+# The router's device goes away with its engine: count the engine's
+# injected failures first.
+stress_dev_del() {
+	local cmds binds
+
+	read -r cmds binds < <(stress_faults_count)
+	stress_ev faults "$cmds"
+	stress_ev bind_faults "$binds"
+	echo "$IDR" > /sys/bus/netdevsim/del_device
+}
+
+# The actions, each run under a lock with the others that add or remove
+# router ports.
+stress_flap() {
+	local dev=$rp0
+
+	[ $((RANDOM % 2)) = 0 ] && dev=$rp1
+	{
+		flock 9
+		ip -net "$nsr" link set "$dev" down && sleep 0.2 &&
+		ip -net "$nsr" link set "$dev" up
+	} 9> "$tmp/stress.lock"
+}
+
+stress_port_cycle() {
+	{
+		flock 9
+		del_port && stress_port 1
+	} 9> "$tmp/stress.lock"
+}
+
+stress_dev_cycle() {
+	{
+		flock 9
+		stress_dev_del && stress_port 0 && stress_port 1
+	} 9> "$tmp/stress.lock"
+}
+
+# Delete the flowtable and add it back, or flush the ruleset and load it
+# again. While binds fail either may be refused: nothing is left half
+# done, and the next round starts from what is there.
+stress_nft() {
+	if [ $((RANDOM % 2)) = 0 ]; then
+		stress_ev ruleset_reload
+		load_ruleset none >/dev/null 2>&1
+		return
+	fi
+	stress_ev flowtable_readd
+	nft_router -f - >/dev/null 2>&1 <<EOF || return 1
+flush chain inet filter forward
+delete flowtable inet filter f
+EOF
+	nft_router -f - >/dev/null 2>&1 <<EOF
+add flowtable inet filter f { hook ingress priority 0; devices = { $rp0, $rp1 }; flags offload; }
+add rule inet filter forward meta l4proto { tcp, udp } flow add @f
+add rule inet filter forward counter name routed
+EOF
+}
+
+stress_ct_flush() {
+	ip netns exec "$nsr" conntrack -F >/dev/null 2>&1
+}
+
+# stress_loop NAME SECONDS ACTION: ACTION every SECONDS until the end of
+# the run; counts NAME and NAME_failed.
+stress_loop() {
+	local name=$1 period=$2
+
+	while [ "$(date +%s)" -lt "$STRESS_END" ]; do
+		if $3; then stress_ev "$name"; else stress_ev "${name}_failed"; fi
+		sleep "$period"
+	done
+}
+
+# pktgen_flows until stress_traffic_stop, at 4000 datagrams a second;
+# pktgen stops when its port loses the carrier (its peer port is deleted):
+# start it again.
+stress_pktgen() {
+	while [ ! -e "$tmp/stress.stop" ]; do
+		PKTGEN_DELAY=250000 pktgen_flows "$@" >/dev/null 2>&1
+		sleep 0.5
+	done
+}
+
+# Both hosts send, every flow a datagram each way every half second.
+stress_traffic() {
+	local n=$STRESS_FLOWS
+
+	stress_pktgen "$ns1" "$h1" "$STRESS_MAC0" 10.0.1.99 10.0.2.99 \
+		10000 $n $STRESS_PORT 1 0 &
+	STRESS_PG1=$!
+	stress_pktgen "$ns2" "$h2" "$STRESS_MAC1" 10.0.2.99 10.0.1.99 \
+		$STRESS_PORT 1 10000 $n 0 &
+	STRESS_PG2=$!
+}
+
+# A loop may start pktgen again between a look at the stop file and the
+# stop: stop until both loops have seen the file.
+stress_traffic_stop() {
+	local ns tries=0
+
+	touch "$tmp/stress.stop"
+	while kill -0 "$STRESS_PG1" 2>/dev/null ||
+	      kill -0 "$STRESS_PG2" 2>/dev/null; do
+		for ns in "$ns1" "$ns2"; do
+			ip netns exec "$ns" sh -c 'echo stop > /proc/net/pktgen/pgctrl'
+		done
+		tries=$((tries + 1))
+		[ $tries -lt 300 ] || return 1
+		sleep 0.2
+	done
+	wait "$STRESS_PG1" "$STRESS_PG2" 2>/dev/null
+	return 0
+}
+
+# Flows the router holds in hardware, as conntrack shows them.
+stress_hw_ct() {
+	ip netns exec "$nsr" conntrack -L -p udp 2>/dev/null | grep -c HW_OFFLOAD
+}
+
+# Whether every flow is in hardware, by the core's count and conntrack's,
+# and the engine holds two rules for each; prints "flows rules conntrack".
+stress_settled() {
+	local hw rules ct
+
+	hw=$(ft_stat hw_flows) && rules=$(ft_count) && ct=$(stress_hw_ct) ||
+		return 1
+	echo "$hw $rules $ct"
+	[ "$hw" -eq "$STRESS_FLOWS" ] && [ "$rules" -eq $((2 * hw)) ] &&
+		[ "$ct" -eq "$hw" ]
+}
+
+# A delete the engine fails is asked again at the gc's next passes, up to
+# 8 attempts: the rules go once the engine lets them; if it never does, the
+# core gives up and the engine frees them when it is unbound.
+# One flow in hardware, then the engine fails deletes and conntrack is
+# flushed; counters marked before.
+del_retry_start() {
+	kill_flows
+	if ! ft_wait_count 30 0 || ! offload_idle_flow; then
+		fail "delete retry: one flow offloaded"
+		return 1
+	fi
+	ft_stat_mark
+	ft_fault fail_del 1
+	ip netns exec "$nsr" conntrack -F 2>/dev/null
+}
+
+stress_del_retry() {
+	local stale0 st
+
+	load_ruleset none
+	del_retry_start || return
+	slowwait 30 until_counter_is ">= 2" ft_stat_delta hw_del_err >/dev/null
+	st="rules $(ft_count), hw_flows $(ft_stat_delta hw_flows), hw_del $(ft_stat_delta hw_del)"
+	check "delete retry: rules kept and counted while the engine fails ($st)" \
+		eval '[ "$(ft_count)" -eq 2 ] && ft_stat_is hw_flows 0'
+	ft_fault fail_del 0
+	check "delete retry: rules gone once the engine lets them" \
+		ft_wait_count 30 0
+	check "delete retry: the flow is no longer counted" ft_stat_is hw_flows -1
+
+	del_retry_start || return
+	slowwait 60 until_counter_is ">= 8" ft_stat_delta hw_del >/dev/null
+	sleep 3
+	st="hw_del $(ft_stat_delta hw_del), hw_del_err $(ft_stat_delta hw_del_err)"
+	check "delete retry: 8 attempts, all failed ($st)" \
+		eval 'ft_stat_is hw_del 8 && ft_stat_is hw_del_err 8'
+	check "delete retry: given up, the flow is no longer counted" \
+		ft_stat_is hw_flows -1
+	check "delete retry: the engine still holds the rules" [ "$(ft_count)" -eq 2 ]
+	ft_fault fail_del 0
+	stale0=$(cat "$FT_STALE")
+	load_ruleset none
+	check "delete retry: the engine frees them at unbind" \
+		eval '[ "$(ft_count)" -eq 0 ] && [ "$(cat "$FT_STALE")" -eq $((stale0 + 2)) ]'
+}
+
+# What the last round of churn left out, put back: the router's device,
+# its port 1, the ruleset (binds may fail: try again).
+stress_repair() {
+	local tries
+
+	if ! ip -net "$nsr" link show "$rp0" >/dev/null 2>&1; then
+		cleanup_netdevsim "$IDR"
+		stress_port 0 && stress_port 1 || return 1
+	elif ! ip -net "$nsr" link show "$rp1" >/dev/null 2>&1; then
+		del_port 2>/dev/null
+		stress_port 1 || return 1
+	fi
+	ip -net "$nsr" link set "$rp0" up && ip -net "$nsr" link set "$rp1" up ||
+		return 1
+	nft_router list flowtable inet filter f >/dev/null 2>&1 && return
+	for tries in 1 2 3 4 5 6 7 8 9 10; do
+		load_ruleset none >/dev/null 2>&1 && return
+	done
+	return 1
+}
+
+case_stress() {
+	local secs=$STRESS_SECS t0 taint pids="" cmds binds hw rules seen a
+
+	if [ ! -d "$FT_DIR/fault" ]; then
+		ktap_test_skip "stress: no fault injection (CONFIG_FAULT_INJECTION_DEBUG_FS)"
+		return
+	fi
+	if ! modprobe -q pktgen || ! [ -d /proc/net/pktgen ]; then
+		ktap_test_skip "stress: no pktgen (CONFIG_NET_PKTGEN)"
+		return
+	fi
+	if ! flock -V >/dev/null 2>&1; then
+		ktap_test_skip "stress: no flock (util-linux)"
+		return
+	fi
+	if [ $((2 * STRESS_FLOWS)) -gt "$(ft_size)" ] ||
+	   [ $((10000 + STRESS_FLOWS)) -gt 65535 ]; then
+		fail "stress: $STRESS_FLOWS flows do not fit the engine's table"
+		return
+	fi
+	read -r taint < /proc/sys/kernel/tainted
+	rm -f "$tmp"/stress.*
+	topo plain
+	stress_del_retry
+	kill_flows
+	load_ruleset none
+	STRESS_MAC0=$(ip -net "$nsr" -br link show "$rp0" | awk '{ print $3 }')
+	STRESS_MAC1=$(ip -net "$nsr" -br link show "$rp1" | awk '{ print $3 }')
+	pktgen_sink add $STRESS_PORT
+	stress_faults "$STRESS_PCT" "$STRESS_BIND_PCT" ||
+		{ fail "stress: fault injection set up"; return; }
+	stress_traffic
+
+	t0=$(date +%s)
+	STRESS_END=$((t0 + secs))
+	stress_loop flap 2 stress_flap & pids="$pids $!"
+	stress_loop port_recreate 5 stress_port_cycle & pids="$pids $!"
+	stress_loop nft 3 stress_nft & pids="$pids $!"
+	stress_loop ct_flush 4 stress_ct_flush & pids="$pids $!"
+	sleep $((secs / 2))
+	if stress_dev_cycle; then stress_ev dev_recreate; else stress_ev dev_recreate_failed; fi
+	wait $pids
+
+	# Faults still on: what the last round left, repaired, then the
+	# flows come back into hardware with the traffic, and go with a
+	# conntrack flush whose deletes fail at times too.
+	if ! stress_repair; then
+		stress_traffic_stop
+		ktap_exit_fail_msg "stress: cannot restore the router"
+	fi
+	pass "stress: router ports and ruleset after the run"
+	if seen=$(loopy_wait "sleep 1" $(( (120 + STRESS_FLOWS / 5) * 1000 )) \
+			     stress_settled); then
+		pass "stress: $STRESS_FLOWS flows in hardware, two rules each"
+	else
+		fail "stress: flows, rules, conntrack entries: $seen (want $STRESS_FLOWS)"
+	fi
+	read -r hw rules a <<< "$seen"
+
+	check "stress: pktgen stopped" stress_traffic_stop
+	stress_ct_flush
+	if slowwait $((60 + STRESS_FLOWS / 20)) sh -c "[ \$(wc -l < $FT_RULES) -eq 0 ]"; then
+		pass "stress: no rule left after the conntrack flush"
+	else
+		fail "stress: $(ft_count) rules left after the conntrack flush"
+		ft_rules | head -n 5 | sed 's/^/# /'
+	fi
+	if slowwait 30 until_counter_is "== 0" ft_stat hw_flows >/dev/null; then
+		pass "stress: the core counts no flow in hardware"
+	else
+		fail "stress: the core counts $(ft_stat hw_flows) flows in hardware"
+	fi
+
+	read -r cmds binds < <(stress_faults_count)
+	stress_ev faults "$cmds"
+	stress_ev bind_faults "$binds"
+	stress_faults 0 0
+	echo "# stress: secs=$secs flows=$STRESS_FLOWS in_hw=$hw rules=$rules" \
+	     "faults=$(stress_evsum faults)" \
+	     "bind_faults=$(stress_evsum bind_faults)" \
+	     "rename_refused=$(stress_evsum rename_refused)" \
+	     "flaps=$(stress_evsum flap)/$(stress_evsum flap_failed)" \
+	     "port_recreate=$(stress_evsum port_recreate)/$(stress_evsum port_recreate_failed)" \
+	     "dev_recreate=$(stress_evsum dev_recreate)/$(stress_evsum dev_recreate_failed)" \
+	     "flowtable_readd=$(stress_evsum flowtable_readd)" \
+	     "ruleset_reload=$(stress_evsum ruleset_reload)" \
+	     "nft_refused=$(stress_evsum nft_failed)" \
+	     "ct_flush=$(stress_evsum ct_flush)" \
+	     "hw_add=$(ft_stat hw_add) hw_add_err=$(ft_stat hw_add_err)" \
+	     "hw_del=$(ft_stat hw_del) hw_del_err=$(ft_stat hw_del_err)" \
+	     "hw_stats_err=$(ft_stat hw_stats_err)"
+	check "stress: faults were injected" [ "$(stress_evsum faults)" -gt 0 ]
+	check "stress: kernel not tainted" [ "$(cat /proc/sys/kernel/tainted)" = "$taint" ]
+	pktgen_sink delete
+	# The engine freed rules at the unbinds of the churn and counts them
+	# (stale_on_unbind), which the unbind family reads: leave it a fresh
+	# engine.
+	{ stress_dev_del && stress_port 0 && stress_port 1 &&
+	  stress_faults 0 0; } >/dev/null ||
+		ktap_exit_fail_msg "stress: cannot restore the router"
+	topo plain
+}
+
 RATE_FLOWS="10000 100000"
 for f in $FAMILIES; do
 	case $f in
-	nat|encap|teardown|fallback|scale|observe|capacity|bench|rate|unbind) ;;
+	nat|encap|teardown|fallback|scale|observe|capacity|stress|bench|rate|unbind) ;;
 	rate:[1-9]*) RATE_FLOWS=${f#rate:} RATE_FLOWS=${RATE_FLOWS//,/ } ;;
+	stress:[1-9]*)
+		f=${f#stress:} STRESS_SECS=${f%%:*}
+		[ "$f" = "$STRESS_SECS" ] || STRESS_FLOWS=${f#*:} ;;
 	*) ktap_exit_fail_msg "unknown case family $f" ;;
 	esac
 done
