@@ -1965,7 +1965,7 @@ del_retry_start() {
 	ip netns exec "$nsr" conntrack -F 2>/dev/null
 }
 
-stress_del_retry() {
+del_retry_run() {
 	local stale0 st
 
 	load_ruleset none
@@ -1993,6 +1993,17 @@ stress_del_retry() {
 	load_ruleset none
 	check "delete retry: the engine frees them at unbind" \
 		eval '[ "$(ft_count)" -eq 0 ] && [ "$(cat "$FT_STALE")" -eq $((stale0 + 2)) ]'
+}
+
+# The idle flow must not expire before the engine fails its delete: on a
+# debug kernel setting it up takes longer than the default 30 s.
+stress_del_retry() {
+	local tmo
+
+	tmo=$(ip netns exec "$nsr" sysctl -n net.netfilter.nf_flowtable_tcp_timeout)
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_tcp_timeout=300
+	del_retry_run
+	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_tcp_timeout="$tmo"
 }
 
 # What the last round of churn left out, put back: the router's device,
