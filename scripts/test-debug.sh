@@ -14,8 +14,9 @@ git -C "$KTREE" rev-parse -q --verify base >/dev/null 2>&1 || "$TOP/scripts/mktr
 export KOUT=$BUILD/kout-debug
 EXTRA_CONFIG="$TOP/selftests/debug.config" "$TOP/scripts/build.sh"
 # The end-to-end test by default, with the time a debug kernel needs
-# (tests.txt's timeouts are for the test kernel); "stress [N [SECS:FLOWS[:PPS]]]":
-# its stress family N times in a row (3) in one boot, and the KUnit suites.
+# (tests.txt's timeouts are for the test kernel);
+# "stress [N [SECS:FLOWS[:PPS]]]": its stress family N times in a row (3)
+# in one boot, and the KUnit suites.
 # The debug kernel (two vCPUs on one host thread) cannot carry the test
 # kernel's traffic (4000 datagrams a second from each host: 2000 flows
 # did not settle in hardware within the test's 520 s); 500 a second
