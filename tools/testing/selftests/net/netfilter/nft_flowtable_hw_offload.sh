@@ -1255,6 +1255,23 @@ xdev_down() {
 	cleanup_netdevsim $ID3
 }
 
+# Refused flows that expire: the gc polls a flow due (less than 90% of
+# its timeout left) at each pass, but only if a driver took it; refused
+# flows have no counters to read.
+observe_refused() {
+	local what="refused flows expire" port=$((5600 + RANDOM % 100))
+
+	ft_fault fail_add 1
+	ft_stat_mark || { fail "$what: no hw_* counters"; return; }
+	udp_flows $OBS_N 10.0.2.99 $port || fail "$what: $OBS_N flows answered"
+	slowwait 30 ft_stat_is hw_del $OBS_N
+	udp_flows_end
+	ft_fault fail_add 0
+	ft_stat_check "$what without a counter poll" hw_add=$OBS_N \
+		hw_add_err=$OBS_N hw_del=$OBS_N
+	ip netns exec "$nsr" conntrack -D -p udp --orig-port-dst $port >/dev/null 2>&1
+}
+
 case_observe() {
 	local tmo size veth=obsveth
 
@@ -1337,6 +1354,7 @@ case_observe() {
 	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout=2
 	observe_stats "counters polled" 0
 	observe_stats "counters polled, engine fails" 1
+	observe_refused
 	ip netns exec "$nsr" sysctl -qw net.netfilter.nf_flowtable_udp_timeout="$tmo"
 	trace_stop
 	kill_flows
@@ -1964,20 +1982,24 @@ stress_settled() {
 }
 
 # Why the flows did not settle: the rules by ingress port (one a
-# direction), how the counters move, flows conntrack has out of hardware.
+# direction), how the counters move, a few flows conntrack has out of
+# hardware.
 stress_unsettled() {
 	local c d=""
 
-	ft_rules | awk '{ n[$2]++ }
-		END { for (p in n) printf "# stress: rules in on %s: %d\n", p, n[p] }'
+	ft_rules | awk '{ n[$2]++ } END {
+		for (p in n) printf "# stress: rules in on %s: %d\n", p, n[p] }'
 	ft_stat_mark
 	sleep 10
-	for c in hw_add hw_add_ok hw_add_err hw_backoff hw_stats hw_stats_err; do
+	for c in hw_add hw_add_ok hw_add_err hw_backoff hw_stats \
+		 hw_stats_err; do
 		d="$d $c=$(ft_stat_delta $c)"
 	done
-	echo "# stress: in 10 s:$d; pending: $(ft_stat wq_add wq_del wq_stats)"
-	ip netns exec "$nsr" conntrack -L -p udp 2>/dev/null | grep -v HW_OFFLOAD |
-		head -n 3 | sed 's/^/# stress: out of hardware: /'
+	echo "# stress: in 10 s:$d;" \
+	     "pending: $(ft_stat wq_add wq_del wq_stats)"
+	ip netns exec "$nsr" conntrack -L -p udp 2>/dev/null |
+		grep -v HW_OFFLOAD | head -n 3 |
+		sed 's/^/# stress: out of hardware: /'
 }
 
 # A delete the engine fails is asked again at the gc's next passes, up to
@@ -2013,10 +2035,10 @@ del_retry_run() {
 		sleep 0.1
 	done
 	rules=$(ft_count) flows=$((flows - STAT0[hw_flows]))
-	wait "$DEL_RETRY_FLUSH"
 	ft_fault fail_del 0
 	ft_wait_count 30 0
 	gone=$?
+	wait "$DEL_RETRY_FLUSH"
 	err=$(ft_stat_delta hw_del_err)
 	st="rules $rules, hw_flows $flows; hw_del_err $err, hw_del $(ft_stat_delta hw_del)"
 	check "delete retry: rules kept and counted while the engine fails ($st)" \
