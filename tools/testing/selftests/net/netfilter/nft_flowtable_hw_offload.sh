@@ -1261,8 +1261,8 @@ xdev_down() {
 observe_refused() {
 	local what="refused flows expire" port=$((5600 + RANDOM % 100))
 
-	ft_fault fail_add 1
 	ft_stat_mark || { fail "$what: no hw_* counters"; return; }
+	ft_fault fail_add 1
 	udp_flows $OBS_N 10.0.2.99 $port || fail "$what: $OBS_N flows answered"
 	slowwait 30 ft_stat_is hw_del $OBS_N
 	udp_flows_end
